@@ -1,0 +1,3 @@
+"""faultserver: a fault-injecting mock backend server."""
+
+__version__ = "0.1.0"

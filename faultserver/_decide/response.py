@@ -1,0 +1,207 @@
+"""Encoding responses to bytes, pure and mostly ahead of time.
+
+A `PreparedResponse` is built once per configured response (the listener's, or a
+`respond` action's overrides). With a static body, the whole keep-alive response is
+kept as bytes and only rebuilt when the `date` header's second changes; only the JSON
+echo (the default body) is built per request.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Optional
+
+from .._profile.model import Body, Framing, Respond, Response
+from .request import Request
+
+__all__ = ["PreparedResponse", "error_response", "filler", "merge_response"]
+
+_NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def filler(size: int) -> bytes:
+    """`size` bytes of readable filler, lines of 64 bytes, so a cut shows where it fell."""
+    line = b"faultserver filler 0123456789 abcdefghijklmnopqrstuvwxyz ABCDEF\n"
+    assert len(line) == 64
+    return (line * (size // 64 + 1))[:size]
+
+
+def merge_response(base: Response, override: Respond) -> Response:
+    """The listener's response with a `respond` action's overrides applied."""
+    headers = dict(base.headers)
+    lowered = {k.lower(): k for k in headers}
+    for k, v in override.headers:
+        if k.lower() in lowered:
+            del headers[lowered[k.lower()]]
+        headers[k] = v
+    return Response(
+        status=override.status if override.status is not None else base.status,
+        headers=tuple(headers.items()),
+        body=override.body if override.body is not None else base.body,
+        framing=override.framing if override.framing is not None else base.framing,
+    )
+
+
+class _DateCache:
+    """The `date` header line, rebuilt once a second."""
+
+    __slots__ = ("second", "line")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.line = b""
+
+    def get(self) -> bytes:
+        now = int(time.time())
+        if now != self.second:
+            self.second = now
+            self.line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+        return self.line
+
+
+_DATE = _DateCache()
+
+
+class PreparedResponse:
+    """One configured response, encoded as far as the profile allows."""
+
+    __slots__ = (
+        "response",
+        "listener",
+        "_status_line",
+        "_headers",
+        "_body",
+        "_no_body",
+        "_user_close",
+        "_cache_second",
+        "_cache",
+    )
+
+    def __init__(self, response: Response, listener: str) -> None:
+        self.response = response
+        self.listener = listener
+        status = response.status
+        self._status_line = f"HTTP/1.1 {status} {_reason(status)}\r\n".encode()
+        names = {k.lower() for k, _ in response.headers}
+        headers = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in response.headers)
+        if response.body is None and "content-type" not in names:
+            headers += b"content-type: application/json\r\n"
+        self._headers = headers
+        self._user_close = any(
+            k.lower() == "connection" and v.strip().lower() == "close" for k, v in response.headers
+        )
+        self._body = self._static_body(response.body)
+        self._no_body = status in _NO_BODY_STATUSES
+        self._cache_second = -1
+        self._cache = b""
+
+    @staticmethod
+    def _static_body(body: Optional[Body]) -> Optional[bytes]:
+        if body is None:
+            return None
+        if body.data is not None:
+            return body.data
+        return filler(body.size or 0)
+
+    @property
+    def closes(self) -> bool:
+        """The profile's headers say `connection: close`: FIN after this response."""
+        return self._user_close or self.response.framing is Framing.CLOSE
+
+    def render(
+        self,
+        request: Optional[Request],
+        conn_id: int,
+        close: bool,
+        head_only: bool = False,
+    ) -> bytes:
+        """The whole response. `close`: the connection ends after it (say so, unless silent)."""
+        fast = (
+            self._body is not None
+            and not close
+            and not head_only
+            and self.response.framing is Framing.LENGTH
+            and not self._user_close
+            and (request is None or request.http_version == "1.1")
+        )
+        if fast:
+            date = _DATE.get()
+            if _DATE.second != self._cache_second:
+                self._cache_second = _DATE.second
+                self._cache = self._encode(self._body, date, close=False, head_only=False, v10=False)  # type: ignore[arg-type]
+            return self._cache
+        body = self._body if self._body is not None else self._echo(request, conn_id)
+        v10 = request is not None and request.http_version != "1.1"
+        return self._encode(body, _DATE.get(), close, head_only, v10, request)
+
+    def _encode(
+        self,
+        body: bytes,
+        date: bytes,
+        close: bool,
+        head_only: bool,
+        v10: bool,
+        request: Optional[Request] = None,
+    ) -> bytes:
+        framing = self.response.framing
+        if framing is Framing.CHUNKED and v10:
+            framing = Framing.CLOSE  # HTTP/1.0 has no chunked encoding
+        close = close or framing is Framing.CLOSE or self._user_close
+        parts = [self._status_line, date, self._headers]
+        if self._no_body:
+            body = b""
+        elif framing is Framing.LENGTH:
+            parts.append(b"content-length: %d\r\n" % len(body))
+        elif framing is Framing.CHUNKED:
+            parts.append(b"transfer-encoding: chunked\r\n")
+            if body:
+                body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+            else:
+                body = b"0\r\n\r\n"
+        if close and not self._user_close:
+            parts.append(b"connection: close\r\n")
+        elif v10 and not close:
+            parts.append(b"connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        if not head_only:
+            parts.append(body)
+        return b"".join(parts)
+
+    def _echo(self, request: Optional[Request], conn_id: int) -> bytes:
+        if request is None:
+            return b"{}\n"
+        doc = {
+            "method": request.method,
+            "path": request.path,
+            "target": request.target,
+            "headers": {
+                k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers
+            },
+            "body_bytes": len(request.body),
+            "listener": self.listener,
+            "connection": conn_id,
+            "request_on_connection": request.number,
+        }
+        return json.dumps(doc).encode() + b"\n"
+
+
+def error_response(status: int, message: str) -> bytes:
+    """A small error answer that closes the connection (bad request, limits, X-Fault typos)."""
+    body = (json.dumps({"error": message}) + "\n").encode()
+    return (
+        f"HTTP/1.1 {status} {_reason(status)}\r\n".encode()
+        + _DATE.get()
+        + b"content-type: application/json\r\n"
+        + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+        + body
+    )

@@ -1,0 +1,112 @@
+"""The event log: what every connection and request did, newest 10,000 kept.
+
+Events are plain dicts with the fields of interfaces-v1.md "Events" (`id`, `time`,
+`listener`, `conn`, `peer`, `type`, ...). The log is written from the server's Trio
+thread and read from anywhere (the admin API, the pytest fixture's thread), so reads
+and writes take one small lock. Subscribers (the SSE stream, `--events FILE`, the
+fixture's `wait_for`) are called synchronously on each event and must be quick.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from typing import Any, Callable, Iterable, Optional, TextIO
+
+__all__ = ["DEFAULT_MAX_EVENTS", "Event", "EventLog", "EVENT_TYPES", "JsonLinesSink"]
+
+Event = dict[str, Any]
+DEFAULT_MAX_EVENTS = 10_000
+EVENT_TYPES = (
+    "start",
+    "accept",
+    "request",
+    "response",
+    "fault",
+    "idle_close",
+    "max_requests_close",
+    "peer_close",
+    "close",
+    "mode",
+    "phase",
+    "drop",
+    "reload",
+    "reset",
+    "error",
+)
+
+
+class EventLog:
+    """A bounded, thread-safe log with increasing ids."""
+
+    def __init__(self, maxlen: int = DEFAULT_MAX_EVENTS) -> None:
+        self._events: collections.deque[Event] = collections.deque(maxlen=maxlen)
+        self._next_id = 1
+        self._lock = threading.Lock()
+        self._subscribers: list[Callable[[Event], None]] = []
+        self.maxlen = maxlen
+
+    def emit(self, type: str, listener: Optional[str] = None, **fields: Any) -> Event:
+        with self._lock:
+            event: Event = {"id": self._next_id, "time": time.time(), "type": type}
+            self._next_id += 1
+            if listener is not None:
+                event["listener"] = listener
+            event.update(fields)
+            self._events.append(event)
+        for subscriber in self._subscribers:
+            subscriber(event)
+        return event
+
+    @property
+    def last_id(self) -> int:
+        return self._next_id - 1
+
+    def since(self, since_id: int = 0, limit: Optional[int] = None) -> tuple[list[Event], int]:
+        """Events with id > `since_id`, oldest first, and how many of those were dropped."""
+        with self._lock:
+            events = list(self._events)
+        oldest = events[0]["id"] if events else self._next_id
+        missed = max(0, oldest - since_id - 1) if since_id < oldest else 0
+        out = [e for e in events if e["id"] > since_id] if since_id >= oldest else events
+        if limit is not None:
+            out = out[:limit]
+        return out, missed
+
+    def select(self, **filters: Any) -> list[Event]:
+        """Events whose fields equal every filter (`type="fault", action="close"`)."""
+        with self._lock:
+            events = list(self._events)
+        return [e for e in events if all(e.get(k) == v for k, v in filters.items())]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._events.clear()
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call `callback(event)` on every new event; returns the unsubscribe function."""
+        self._subscribers = [*self._subscribers, callback]
+
+        def unsubscribe() -> None:
+            self._subscribers = [s for s in self._subscribers if s is not callback]
+
+        return unsubscribe
+
+
+class JsonLinesSink:
+    """`--events FILE`: appends each event as one JSON line."""
+
+    def __init__(self, path: str) -> None:
+        self._file: TextIO = open(path, "a", encoding="utf-8", buffering=1)
+
+    def __call__(self, event: Event) -> None:
+        self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def matching(events: Iterable[Event], **filters: Any) -> list[Event]:
+    return [e for e in events if all(e.get(k) == v for k, v in filters.items())]

@@ -1,0 +1,478 @@
+"""One accepted connection: the HTTP/1.1 read loop (httptools) and the faults it carries out.
+
+The loop reads, feeds httptools, and handles each completed request in order, so
+pipelined requests get their answers in order and a fault on request N means request
+N+1 is never answered. What to do is decided elsewhere (`_decide`); this module only
+carries the decision out with real socket moves (`sockets.py`).
+
+Deadlines: between requests a connection may wait as long as it likes unless the
+profile sets `keepalive.idle_close`; once the first byte of a request has arrived
+(or from the accept, for the first request), its headers must be complete within
+`limits.header_timeout` (408 otherwise), which stops slowloris clients.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from typing import TYPE_CHECKING, Optional
+
+import httptools
+import trio
+
+from .._decide.fault_header import FaultHeaderError, parse_fault_header
+from .._decide.request import Request
+from .._decide.rules import Decision
+from .._profile.model import (
+    ActionName,
+    Close,
+    Dribble,
+    Garbage,
+    Hang,
+    Partial,
+    Respond,
+)
+from .sockets import PEER_GONE, abort, drain_and_close, send_all, wait_delivered
+
+if TYPE_CHECKING:
+    from .listener import ListenerRuntime
+
+__all__ = ["Connection"]
+
+log = logging.getLogger("faultserver")
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: How long a graceful close reads what the client still sends (unless an action says).
+GRACEFUL_DRAIN_S = 1.0
+#: At shutdown every connection gets a FIN and this long to answer it.
+SHUTDOWN_DRAIN_S = 0.2
+#: The pace of `dribble` with a `rate` and no `chunk`: about 50 pieces a second.
+DRIBBLE_TICK_S = 0.02
+
+_IDLE, _HEADERS, _BODY = 0, 1, 2
+
+
+class _Finished(Exception):
+    """The connection has been closed (or handed to a terminal action): stop serving."""
+
+
+class Connection:
+    """State of one connection; also the httptools protocol object (its `on_*` callbacks)."""
+
+    __slots__ = (
+        "rt",
+        "sock",
+        "peer",
+        "id",
+        "scope",
+        "drop_how",
+        "closed",
+        "busy",
+        "served",
+        "_msg_state",
+        "_url",
+        "_headers",
+        "_header_bytes",
+        "_body",
+        "_body_bytes",
+        "_pending",
+        "_limit_status",
+        "_expect_continue",
+        "_parser",
+        "_http09",
+    )
+
+    def __init__(self, rt: "ListenerRuntime", sock: trio.socket.SocketType, peer: str, conn_id: int):
+        self.rt = rt
+        self.sock = sock
+        self.peer = peer
+        self.id = conn_id
+        self.scope: Optional[trio.CancelScope] = None
+        self.drop_how: Optional[str] = None
+        self.closed = False
+        self.busy = False
+        self.served = 0
+        self._msg_state = _IDLE
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
+        self._body: list[bytes] = []
+        self._body_bytes = 0
+        self._pending: deque[Request] = deque()
+        self._limit_status = 0
+        self._expect_continue = False
+        self._parser = httptools.HttpRequestParser(self)
+        self._http09 = False
+
+    # --- httptools callbacks (keep them tiny: they run for every request) -----------
+
+    def on_message_begin(self) -> None:
+        self._msg_state = _HEADERS
+        self._url = b""
+        self._headers = []
+        self._body = []
+        self._body_bytes = 0
+        self.busy = True
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._header_bytes += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes <= self.rt.limits.max_header_bytes:
+            self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self._msg_state = _BODY
+        if self._header_bytes > self.rt.limits.max_header_bytes:
+            self._limit_status = 431
+        for name, value in self._headers:
+            if name == b"expect" and value.lower() == b"100-continue":
+                self._expect_continue = True
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_bytes > self.rt.limits.max_body_bytes:
+            self._limit_status = self._limit_status or 413
+        else:
+            self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        p = self._parser
+        version = p.get_http_version()
+        target = self._url.decode("latin-1")
+        path, _, _ = target.partition("?")
+        self._enqueue(
+            Request(
+                method=p.get_method().decode("latin-1"),
+                target=target,
+                path=path,
+                headers=self._headers,
+                body=b"".join(self._body) if self._body else b"",
+                http_version=version,
+                keep_alive=p.should_keep_alive(),
+            )
+        )
+        self._msg_state = _IDLE
+        self._header_bytes = 0
+        self._expect_continue = False
+
+    def _enqueue(self, request: Request) -> None:
+        request.number = self.served + len(self._pending) + 1
+        self._pending.append(request)
+
+    # --- the connection's life ------------------------------------------------------
+
+    async def run(self) -> None:
+        rt = self.rt
+        rt.stats.opened()
+        rt.events.emit("accept", rt.name, conn=self.id, peer=self.peer)
+        try:
+            with trio.CancelScope() as self.scope:
+                await self._serve()
+        except _Finished:
+            pass
+        except PEER_GONE as exc:
+            self._peer_closed("rst" if isinstance(exc, ConnectionResetError) else "fin")
+        except OSError as exc:
+            log.debug("connection %s: %s", self.id, exc)
+        except Exception:
+            log.exception("listener %s connection %s: unexpected error (contained)", rt.name, self.id)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._close_on_exit()
+            rt.stats.closed()
+            rt.connection_ended(self)
+
+    async def _close_on_exit(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.drop_how == "rst":
+            abort(self.sock)
+            return
+        drain_s = SHUTDOWN_DRAIN_S if self.drop_how in ("fin", "shutdown") else GRACEFUL_DRAIN_S
+        how = await drain_and_close(self.sock, drain_s)
+        if how:
+            self._peer_closed(how)
+
+    def _peer_closed(self, how: str) -> None:
+        self.rt.events.emit("peer_close", self.rt.name, conn=self.id, peer=self.peer, how=how)
+
+    async def _serve(self) -> None:
+        rt = self.rt
+        if rt.rules.has_connect_rules:
+            decision = rt.rules.decide_connect()
+            if decision is not None:
+                self._record_fault(decision, None)
+                if decision.delay_s:
+                    await trio.sleep(decision.delay_s)
+                await self._terminal(decision, None)
+                return
+        sock = self.sock
+        limits = rt.limits
+        idle = rt.config.keepalive.idle_close
+        started = trio.current_time()
+        head_deadline = started + limits.header_timeout_s
+        idle_deadline = started + idle.draw(rt.keepalive_rng) if idle is not None else math.inf
+        head_used = 0
+        while True:
+            state = self._msg_state
+            if state == _IDLE:
+                deadline = min(idle_deadline, head_deadline)
+            elif state == _HEADERS:
+                deadline = head_deadline
+            else:
+                deadline = math.inf
+            with trio.move_on_at(deadline) as waiting:
+                try:
+                    data = await sock.recv(65536)
+                except ConnectionResetError:
+                    self._peer_closed("rst")
+                    self.closed = True
+                    sock.close()
+                    return
+            if waiting.cancelled_caught:
+                if self._msg_state == _IDLE and trio.current_time() >= idle_deadline:
+                    rt.events.emit("idle_close", rt.name, conn=self.id, peer=self.peer)
+                    await self._graceful_close()
+                await self._error(408, "request headers not received in time")
+            if not data:
+                self._peer_closed("fin")
+                if self._msg_state != _IDLE:
+                    await self._error(400, "request ended before it was complete")
+                return
+            if state != _BODY:
+                head_used += len(data)
+            self._feed(data)
+            if self._msg_state == _HEADERS and head_used > limits.max_header_bytes:
+                await self._error(431, "request headers too large")
+            if self._http09:
+                await self._error(400, "HTTP/0.9 requests are not supported")
+            if self._expect_continue and self._msg_state == _BODY and not self._limit_status:
+                self._expect_continue = False
+                await send_all(sock, _CONTINUE)
+            while self._pending:
+                request = self._pending.popleft()
+                await self._handle(request)
+                self.served += 1
+                if not request.keep_alive:
+                    await self._graceful_close()
+                max_requests = rt.config.keepalive.max_requests
+                if max_requests is not None and self.served >= max_requests:
+                    rt.events.emit(
+                        "max_requests_close", rt.name, conn=self.id, peer=self.peer,
+                        requests=self.served,
+                    )
+                    await self._graceful_close()
+            if self._limit_status:
+                await self._error(self._limit_status, _LIMIT_MESSAGES[self._limit_status])
+            if self._msg_state == _IDLE:
+                head_used = 0
+                self.busy = False
+                # the next request's header clock starts with its first byte
+                head_deadline = math.inf
+                if idle is not None:
+                    idle_deadline = trio.current_time() + idle.draw(rt.keepalive_rng)
+            elif state == _IDLE:
+                head_deadline = trio.current_time() + limits.header_timeout_s
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # Upgrade/CONNECT: answer what was read, then close (no protocol switch here)
+            if self._pending:
+                self._pending[-1].keep_alive = False
+            else:
+                self._limit_status = 400
+        except httptools.HttpParserError:
+            if self._parser.get_http_version() in ("0.0", "0.9") and self._url:
+                self._http09 = True
+            else:
+                self._limit_status = self._limit_status or 400
+        else:
+            if self._msg_state == _HEADERS and self._url and self._parser.get_http_version() in ("0.0", "0.9"):
+                self._http09 = True
+
+    # --- answering ------------------------------------------------------------------
+
+    async def _handle(self, request: Request) -> None:
+        rt = self.rt
+        stats = rt.stats
+        stats.in_flight += 1
+        try:
+            fingerprint = request.fingerprint
+            retry = stats.saw_request(fingerprint, self.id)
+            fields = {
+                "conn": self.id,
+                "peer": self.peer,
+                "method": request.method,
+                "path": request.path,
+                "request_on_connection": request.number,
+                "fingerprint": fingerprint,
+            }
+            if retry:
+                fields["retry"] = True
+            rt.events.emit("request", rt.name, **fields)
+            decision: Optional[Decision] = None
+            header = rt.fault_header
+            raw = request.header(header) if header is not None else None
+            if raw is not None:
+                try:
+                    rule = parse_fault_header(raw.decode("latin-1"))
+                except FaultHeaderError as exc:
+                    await self._error(400, f"{rt.fault_header_name}: {exc}")
+                    return
+                rng = rt.header_rng
+                delay_s = rule.delay.draw(rng) if rule.delay is not None else 0.0
+                decision = Decision("x-fault", rule.action, delay_s, rng)
+            elif rt.rules:
+                decision = rt.rules.decide_request(request)
+            if decision is None:
+                await self._respond(rt.prepared, request, fields)
+                return
+            self._record_fault(decision, fields)
+            if decision.delay_s:
+                await trio.sleep(decision.delay_s)
+            action = decision.action
+            if isinstance(action, Respond):
+                await self._respond(rt.prepared_for(action), request, fields)
+            elif isinstance(action, Dribble):
+                await self._dribble(action, decision, request, fields)
+            else:
+                await self._terminal(decision, request)
+        finally:
+            stats.in_flight -= 1
+
+    def _record_fault(self, decision: Decision, fields: Optional[dict]) -> None:
+        rt = self.rt
+        action = decision.action.name.value
+        rt.stats.faults[(decision.rule, action)] += 1
+        extra = dict(fields) if fields else {"conn": self.id, "peer": self.peer}
+        extra.pop("retry", None)
+        rt.events.emit("fault", rt.name, rule=decision.rule, action=action, **extra)
+
+    async def _respond(self, prepared, request: Request, fields: dict) -> None:
+        close = not request.keep_alive
+        data = prepared.render(request, self.id, close, request.method == "HEAD")
+        await send_all(self.sock, data)
+        status = prepared.response.status
+        self.rt.stats.responses[status] += 1
+        self.rt.events.emit("response", self.rt.name, status=status, **fields)
+        if prepared.closes:
+            await self._graceful_close()
+
+    async def _dribble(self, action: Dribble, decision: Decision, request: Request, fields: dict) -> None:
+        prepared = self.rt.prepared
+        data = prepared.render(request, self.id, not request.keep_alive, request.method == "HEAD")
+        view = memoryview(data)
+        rng = decision.rng
+        start = trio.current_time()
+        at = start
+        if action.rate_bytes_per_s is not None:
+            rate = action.rate_bytes_per_s
+            chunk = action.chunk_bytes if action.chunk_bytes > 1 else max(1, round(rate * DRIBBLE_TICK_S))
+            sent = 0
+            while sent < len(view):
+                piece = view[sent : sent + chunk]
+                # token bucket: this piece may leave once the rate has paid for it
+                await trio.sleep_until(start + (sent + len(piece)) / rate)
+                await send_all(self.sock, piece)
+                sent += len(piece)
+        else:
+            chunk = action.chunk_bytes
+            assert action.interval is not None
+            for offset in range(0, len(view), chunk):
+                at += action.interval.draw(rng)
+                await trio.sleep_until(at)
+                await send_all(self.sock, view[offset : offset + chunk])
+        status = prepared.response.status
+        self.rt.stats.responses[status] += 1
+        self.rt.events.emit("response", self.rt.name, status=status, **fields)
+        if prepared.closes:
+            await self._graceful_close()
+
+    async def _terminal(self, decision: Decision, request: Optional[Request]) -> None:
+        """close, reset, hang, partial, garbage: the connection ends here."""
+        action = decision.action
+        sock = self.sock
+        name = action.name
+        if name is ActionName.CLOSE:
+            assert isinstance(action, Close)
+            await self._graceful_close(action.drain_s)
+        elif name is ActionName.RESET:
+            self._reset()
+        elif name is ActionName.HANG:
+            assert isinstance(action, Hang)
+            for_s = action.for_s.draw(decision.rng) if action.for_s is not None else None
+            await self._hang(for_s)
+        elif name is ActionName.GARBAGE:
+            assert isinstance(action, Garbage)
+            junk = bytearray(decision.rng.randbytes(action.bytes))
+            if junk[:1] in (b"H", b"h"):
+                junk[0] ^= 0x80  # never even the start of "HTTP/"
+            await send_all(sock, bytes(junk))
+            await self._graceful_close()
+        elif name is ActionName.PARTIAL:
+            assert isinstance(action, Partial)
+            prepared = self.rt.prepared
+            full = prepared.render(request, self.id, False, request is not None and request.method == "HEAD")
+            await send_all(sock, full[: action.bytes])
+            if action.then is ActionName.RESET:
+                await wait_delivered(sock)
+                self._reset()
+            elif action.then is ActionName.HANG:
+                await self._hang(None)
+            else:
+                await self._graceful_close()
+        raise _Finished
+
+    async def _hang(self, for_s: Optional[float]) -> None:
+        with trio.move_on_after(for_s if for_s is not None else math.inf):
+            while True:
+                data = await self.sock.recv(65536)
+                if not data:
+                    self._peer_closed("fin")
+                    self.closed = True
+                    self.sock.close()
+                    raise _Finished
+        await self._graceful_close()
+
+    def _reset(self) -> None:
+        self.closed = True
+        abort(self.sock)
+        raise _Finished
+
+    async def _graceful_close(self, drain_s: float = GRACEFUL_DRAIN_S) -> None:
+        self.closed = True
+        how = await drain_and_close(self.sock, drain_s)
+        if how:
+            self._peer_closed(how)
+        raise _Finished
+
+    async def _error(self, status: int, message: str) -> None:
+        from .._decide.response import error_response
+
+        try:
+            await send_all(self.sock, error_response(status, message))
+        except PEER_GONE:
+            pass
+        self.rt.stats.responses[status] += 1
+        self.rt.events.emit("response", self.rt.name, conn=self.id, peer=self.peer, status=status, error=message)
+        await self._graceful_close()
+
+    def shutdown(self, how: str) -> None:
+        """End this connection from outside (drop, stop): `fin`, `rst` or `shutdown`."""
+        self.drop_how = how
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+_LIMIT_MESSAGES = {
+    400: "malformed request",
+    413: "request body too large",
+    431: "request headers too large",
+}

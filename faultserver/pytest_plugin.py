@@ -1,0 +1,1 @@
+"""pytest plugin: fixtures only (the handle lives in `faultserver.testing`)."""
