@@ -27,7 +27,10 @@ EXIT_USAGE = 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, no usage dump
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog.split()[0]} --help')")
+        # main() puts "faultserver: " in front; a subcommand's parser names itself
+        command = self.prog.partition(" ")[2]
+        where = f"{command}: " if command else ""
+        raise UsageError(f"{where}{message} (see '{self.prog} --help')")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -145,10 +148,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level)
     max_duration_s: Optional[float] = None
     if args.max_duration is not None:
+        not_positive = UsageError(
+            f"--max-duration: expected a duration greater than 0, got {args.max_duration!r}"
+        )
+        value: object = args.max_duration
         try:
-            max_duration_s = parse_duration(args.max_duration)
+            value = float(args.max_duration)  # a plain number is seconds, as in a profile
+        except ValueError:
+            pass
+        if isinstance(value, float) and not 0 < value < float("inf"):  # also nan
+            raise not_positive
+        try:
+            max_duration_s = parse_duration(value)
         except UnitError as exc:
             raise UsageError(f"--max-duration: {exc}") from None
+        if max_duration_s <= 0:
+            raise not_positive
     control = _parse_hostport(args.control, "--control") if args.control else None
     limit = raise_open_file_limit()
     profile = load_profile_file(args.profile)
@@ -173,27 +188,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             new = load_profile_file(args.profile)
         except ProfileError as exc:
+            # one line, whatever the number of problems
             log.error(
-                "reload failed: profile=%s problems=%d first=%r; the old profile stays",
-                args.profile, len(exc.problems), str(exc.problems[0]) if exc.problems else "",
+                "reload failed source=%s cause=sighup problems=%d (the old profile stays): %s",
+                args.profile, len(exc.problems), " | ".join(str(p) for p in exc.problems),
             )
             return
         try:
-            await server.load(new, cause="sighup")
+            await server.load(new, cause="sighup")  # logs the reload line itself
         except StartError as exc:
-            log.error("reload failed: %s; listeners that could not change keep their state", exc)
-            return
-        log.info("reload profile=%s listeners=%d", args.profile, len(new.listeners))
+            log.error("reload failed source=%s cause=sighup (the old profile stays): %s", args.profile, exc)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.run)
-            for rt in server.listeners.values():
-                print(f"listener {rt.name} {rt.url} accept={rt.mode.value}")
-            print(f"control {server.control_url}")
-            sys.stdout.flush()
-            log.info("started seed=%s open_file_limit=%d", server.seed, limit)
-            await serve_until_signal(server, max_duration_s, reload)
+
+            def announce() -> None:  # once SIGTERM is caught (see serve_until_signal)
+                for rt in server.listeners.values():
+                    print(f"listener {rt.name} {rt.url} accept={rt.mode.value}")
+                print(f"control {server.control_url}")
+                sys.stdout.flush()
+                log.info("started seed=%s open_file_limit=%d", server.seed, limit)
+
+            await serve_until_signal(server, max_duration_s, reload, announce)
 
     try:
         trio.run(main)

@@ -1,7 +1,8 @@
 """The event log: what every connection and request did, newest 10,000 kept.
 
 Events are plain dicts with the fields of interfaces-v1.md "Events" (`id`, `time`,
-`listener`, `conn`, `peer`, `type`, ...). The log is written from the server's Trio
+`listener`, `conn`, `peer`, `type`, ...); `listener` is null on the few server-wide
+events (`start`, `reset`). The log is written from the server's Trio
 thread and read from anywhere (the admin API, the pytest fixture's thread), so reads
 and writes take one small lock. Subscribers (the SSE stream, `--events FILE`, the
 fixture's `wait_for`) are called synchronously on each event and must be quick.
@@ -10,12 +11,16 @@ fixture's `wait_for`) are called synchronously on each event and must be quick.
 from __future__ import annotations
 
 import collections
+import itertools
 import json
+import logging
 import threading
 import time
 from typing import Any, Callable, Iterable, Optional, TextIO
 
 __all__ = ["DEFAULT_MAX_EVENTS", "Event", "EventLog", "EVENT_TYPES", "JsonLinesSink"]
+
+log = logging.getLogger("faultserver")
 
 Event = dict[str, Any]
 DEFAULT_MAX_EVENTS = 10_000
@@ -49,15 +54,19 @@ class EventLog:
         self.maxlen = maxlen
 
     def emit(self, type: str, listener: Optional[str] = None, **fields: Any) -> Event:
+        """Record one event; `listener` is None for server-wide events (`start`, `reset`)."""
         with self._lock:
-            event: Event = {"id": self._next_id, "time": time.time(), "type": type}
+            event: Event = {"id": self._next_id, "time": time.time(), "type": type, "listener": listener}
             self._next_id += 1
-            if listener is not None:
-                event["listener"] = listener
             event.update(fields)
             self._events.append(event)
         for subscriber in self._subscribers:
-            subscriber(event)
+            try:
+                subscriber(event)
+            except Exception:
+                # a broken reader (a full disk under --events) must not break the data plane
+                log.exception("event subscriber %r failed; it gets no more events", subscriber)
+                self._subscribers = [s for s in self._subscribers if s is not subscriber]
         return event
 
     @property
@@ -65,14 +74,19 @@ class EventLog:
         return self._next_id - 1
 
     def since(self, since_id: int = 0, limit: Optional[int] = None) -> tuple[list[Event], int]:
-        """Events with id > `since_id`, oldest first, and how many of those were dropped."""
+        """Events with id > `since_id`, oldest first (at most `limit`), and how many missed.
+
+        `missed` counts the events after `since_id` that are no longer kept (pushed out of
+        the bounded buffer, or cleared by a reset). Ids in the buffer are consecutive, so
+        the first wanted one is found by arithmetic, not by a scan.
+        """
         with self._lock:
-            events = list(self._events)
-        oldest = events[0]["id"] if events else self._next_id
-        missed = max(0, oldest - since_id - 1) if since_id < oldest else 0
-        out = [e for e in events if e["id"] > since_id] if since_id >= oldest else events
-        if limit is not None:
-            out = out[:limit]
+            n = len(self._events)
+            oldest = self._events[0]["id"] if n else self._next_id
+            first = min(n, max(0, since_id - oldest + 1))
+            stop = n if limit is None else min(n, first + limit)
+            out = list(itertools.islice(self._events, first, stop))
+        missed = max(0, oldest - since_id - 1)
         return out, missed
 
     def select(self, **filters: Any) -> list[Event]:
@@ -102,7 +116,7 @@ class JsonLinesSink:
         self._file: TextIO = open(path, "a", encoding="utf-8", buffering=1)
 
     def __call__(self, event: Event) -> None:
-        self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
+        self._file.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")
 
     def close(self) -> None:
         self._file.close()

@@ -87,7 +87,9 @@ def render_prometheus(stats: Iterable[tuple[str, ListenerStats]]) -> str:
         out.append(f"# HELP {name} {help_}")
         out.append(f"# TYPE {name} {kind}")
         for labels, value in samples:
-            out.append(f"{name}{{{labels}}} {value:g}" if labels else f"{name} {value:g}")
+            # ints as ints: `:g` would round a counter above 999,999 to 6 digits
+            text = str(value) if isinstance(value, int) else repr(float(value))
+            out.append(f"{name}{{{labels}}} {text}" if labels else f"{name} {text}")
 
     def lab(**kv: str) -> str:
         return ",".join(f'{k}="{_esc(v)}"' for k, v in kv.items())

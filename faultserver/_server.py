@@ -155,18 +155,25 @@ class Server:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Bind everything, start serving, report `self` as started, run until `stop()`."""
+        if self.with_admin and not self.token:
+            from ._admin.app import is_loopback, refuse_message
+
+            if not is_loopback(self.control_bind[0]):
+                raise StartError(refuse_message(*self.control_bind))
         runtimes = self._bind_all(self.profile.listeners)
         self.trio_token = trio.lowlevel.current_trio_token()
         self.events.emit("start", seed=self.seed, source=self.profile.source)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                for rt in runtimes:
-                    await self._start_listener(rt)
                 if self.with_admin:
+                    # the admin API first: if its port is taken, no listener has
+                    # started listening (nothing starts, as for a listener's port)
                     from ._admin.app import serve_admin
 
                     self.control_url = await nursery.start(serve_admin, self)
+                for rt in runtimes:
+                    await self._start_listener(rt)
                 task_status.started(self)
                 await self._stopped.wait()
                 await self._shutdown()
@@ -193,7 +200,7 @@ class Server:
                 task_status.started()
 
     def _log_listener(self, rt: ListenerRuntime, what: str) -> None:
-        log.info("listener %s %s url=%s accept=%s", rt.name, what, rt.url, rt.mode.value)
+        log.info("listener %s listener=%s url=%s accept=%s", what, rt.name, rt.url, rt.mode.value)
 
     def stop(self) -> None:
         """Ask the server to stop (thread-unsafe: call from the Trio thread)."""
@@ -204,6 +211,7 @@ class Server:
         for slot in self._slots.values():
             slot.rt.close()
             slot.rt.drop("shutdown")
+            self._log_listener(slot.rt, "stop")
         with trio.move_on_after(1.5):
             while any(slot.rt.connections for slot in self._slots.values()):
                 await trio.sleep(0.01)
@@ -240,25 +248,29 @@ class Server:
                         rt.rules = ruleset
                     else:
                         rt.rules = rt.base_rules
+                    began = trio.current_time()
+                    await self._set_mode(rt, mode, "schedule")
+                    # announced once in force: whoever waits for the event meets the phase
                     self.events.emit(
                         "phase", rt.name, phase=index, cycle=cycle, duration=phase.duration_s,
                         accept=mode.value,
                     )
-                    await self._set_mode(rt, mode, "schedule")
-                    await trio.sleep(phase.duration_s)
+                    await trio.sleep_until(began + phase.duration_s)
                 cycle += 1
                 if not schedule.repeat:
                     break
             rt.rules = rt.base_rules
-            self.events.emit("phase", rt.name, phase=None, cycle=cycle, accept=rt.config.accept.value)
             await self._set_mode(rt, rt.config.accept, "schedule")
+            self.events.emit("phase", rt.name, phase=None, cycle=cycle, accept=rt.config.accept.value)
 
     # --- control (the admin API, SIGHUP and the fixture all come here) --------------
 
     async def _set_mode(self, rt: ListenerRuntime, mode: AcceptMode, cause: str) -> None:
         if rt.mode is mode:
             return
+        old = rt.mode
         await rt.apply_mode(mode)
+        log.info("mode listener=%s accept=%s was=%s cause=%s", rt.name, mode.value, old.value, cause)
         self.events.emit("mode", rt.name, accept=mode.value, cause=cause)
 
     async def set_accept(self, name: str, mode: str | AcceptMode) -> None:
@@ -289,33 +301,58 @@ class Server:
     async def reset(self) -> None:
         """Back to the profile as loaded: modes, rules, times, streams, schedules, counters, events."""
         self.events.clear()
-        await self._apply_profile(self.loaded_profile, cause="reset")
-        for slot in self._slots.values():
-            from ._metrics import ListenerStats
+        await self._apply_profile(self.loaded_profile)
+        from ._metrics import ListenerStats
 
+        for slot in self._slots.values():
             open_now = len(slot.rt.connections)
             slot.rt.stats = ListenerStats()
             slot.rt.stats.open_connections = open_now
             slot.rt.stats.peak_connections = open_now
-        self.events.emit("reset")
+        log.info("reset source=%s listeners=%s", self.loaded_profile.source, ",".join(self._slots))
+        self.events.emit("reset", source=self.loaded_profile.source)
 
     async def load(self, profile: Profile, cause: str = "reload") -> None:
-        """Put a new (valid) profile in force; listeners whose bind is unchanged keep going."""
-        await self._apply_profile(profile, cause=cause)
-        self.loaded_profile = profile
-        self.events.emit("reload", source=profile.source, listeners=[l.name for l in profile.listeners])
+        """Put a new (valid) profile in force; listeners whose bind is unchanged keep going.
 
-    async def _apply_profile(self, profile: Profile, cause: str) -> None:
+        `cause` (`api`, `sighup`, `reload`) is logged and put in the `reload` events: one
+        per listener, with `change` saying whether it was `kept`, `added` or `removed`.
+        """
+        changes = await self._apply_profile(profile)
+        self.loaded_profile = profile
+        by_change: dict[str, list[str]] = {"kept": [], "added": [], "removed": []}
+        for name, change in changes.items():
+            by_change[change].append(name)
+        log.info(
+            "reload source=%s cause=%s kept=%s added=%s removed=%s",
+            profile.source, cause, *(",".join(by_change[c]) or "-" for c in ("kept", "added", "removed")),
+        )
+        for name, change in changes.items():
+            self.events.emit("reload", name, change=change, cause=cause, source=profile.source)
+
+    def _configure(self, rt: ListenerRuntime, config: Listener, profile: Profile) -> None:
+        """Give a runtime the profile's seed, fault header and its listener's config."""
+        rt.seed = self.seed
+        rt.fault_header_name = profile.fault_header or ""
+        rt.fault_header = profile.fault_header.lower().encode("latin-1") if profile.fault_header else None
+        rt.reset_state(config)
+
+    async def _apply_profile(self, profile: Profile) -> dict[str, str]:
+        """Put `profile` in force; returns each listener's change: kept, added or removed."""
         assert self._nursery is not None
         old = self._slots
         new_configs = {l.name: l for l in profile.listeners}
-        kept, added, removed = {}, [], []
+        kept: dict[str, Listener] = {}
+        added: list[Listener] = []
+        removed: list[str] = []
         for name, slot in old.items():
             config = new_configs.get(name)
-            if config is not None and config.bind == slot.rt.config.bind:
+            # the same address keeps the socket; port 0 means "any", so the one we have
+            # will do, and so does the port in force written out (as GET /listeners says)
+            if config is not None and config.host == slot.rt.host and config.port in (
+                0, slot.rt.port, slot.rt.config.port
+            ):
                 kept[name] = config
-            elif config is not None and config.port == 0 and slot.rt.host == config.host:
-                kept[name] = config  # port 0 means "any": keep the one we have
             else:
                 removed.append(name)
         for name, config in new_configs.items():
@@ -326,29 +363,45 @@ class Server:
         self.profile = profile
         if profile.seed is not None:
             self.seed = profile.seed
+        changes: dict[str, str] = {}
         for name in removed:
             slot = old.pop(name)
+            if slot.schedule_scope is not None:
+                slot.schedule_scope.cancel()
             slot.rt.close()
             slot.rt.drop("fin")
             self._log_listener(slot.rt, "stop")
             slot.scope.cancel()
+            changes[name] = "removed"
         for name, config in kept.items():
             slot = old[name]
             rt = slot.rt
-            rt.seed = self.seed
-            rt.fault_header_name = profile.fault_header or ""
-            rt.fault_header = profile.fault_header.lower().encode() if profile.fault_header else None
-            rt.reset_state(config)
+            if slot.schedule_scope is not None:
+                slot.schedule_scope.cancel()  # before the mode: the old timeline must not race it
+                slot.schedule_scope = None
+            self._configure(rt, config, profile)
             slot.override_mode = None
             await self._set_mode(rt, config.accept, "profile")
             self._start_schedule(slot, self._nursery)
+            changes[name] = "kept"
         for rt in new_runtimes:
+            self._configure(rt, rt.config, profile)
             await self._start_listener(rt)
+            changes[rt.name] = "added"
+        return changes
 
 
-async def serve_until_signal(server: Server, max_duration_s: Optional[float], on_hup: Any) -> None:
-    """The CLI's life: SIGINT/SIGTERM stop, SIGHUP reloads, `--max-duration` ends the run."""
+async def serve_until_signal(
+    server: Server, max_duration_s: Optional[float], on_hup: Any, on_ready: Any = None
+) -> None:
+    """The CLI's life: SIGINT/SIGTERM stop, SIGHUP reloads, `--max-duration` ends the run.
+
+    `on_ready()` is called once the signals are caught: a script that reads the CLI's
+    first lines and sends SIGTERM at once gets a clean stop, not the default death.
+    """
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+        if on_ready is not None:
+            on_ready()
         async with trio.open_nursery() as nursery:
 
             async def watch() -> None:

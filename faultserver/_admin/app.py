@@ -1,8 +1,21 @@
 """The admin API (interfaces-v1.md "Admin API"): quart-trio on Hypercorn, in the server's nursery.
 
 Handlers only parse, call a `Server` method and serialise. Every 4xx is JSON with an
-`error` message. With a token, every request needs `Authorization: Bearer TOKEN`,
-compared in constant time. Never on the data plane: the listeners do not go through here.
+`error` message (unknown paths, wrong methods and oversized bodies included). With a
+token, every request needs `Authorization: Bearer TOKEN`, compared in constant time.
+Never on the data plane: the listeners do not go through here.
+
+One fix sits at the ASGI edge (`_AdminASGI`), between Hypercorn and Quart: Hypercorn
+closes a connection that must close (`Connection: close`, HTTP/1.0, an error) from inside
+the app's last `send`. quart-trio cancels the request's nursery as soon as the request
+side reports the stream closed, which happens during that very send, so the cancellation
+lands on Hypercorn's `send_eof()` and the socket is never shut down nor closed: the
+client waits for a FIN that never comes. Every `send` therefore runs shielded; the
+cancellation arrives after it, once the socket is closed.
+
+A body over `MAX_BODY_BYTES` gets its 413 at once and the connection closes with the
+rest of the body unread, so the close is an RST; Linux keeps the bytes a client has
+already received readable after an RST, and httpx, requests and curl all read the 413.
 """
 
 from __future__ import annotations
@@ -11,20 +24,19 @@ import hmac
 import ipaddress
 import json
 import logging
-from typing import Any, Optional
+from typing import Any, Awaitable, Callable, Optional
 
 import trio
-import yaml
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart import Response, request
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from .._errors import ProfileError, StartError, UsageError
 from .._metrics import render_prometheus
 
-__all__ = ["create_app", "serve_admin"]
+__all__ = ["create_app", "is_loopback", "serve_admin"]
 
 log = logging.getLogger("faultserver")
 
@@ -32,10 +44,22 @@ log = logging.getLogger("faultserver")
 MAX_BODY_BYTES = 1024 * 1024
 #: The SSE stream sends a comment this often so proxies and clients see it is alive.
 SSE_KEEPALIVE_S = 15.0
+#: The SSE stream buffers this many events for a slow client, then reports what it missed.
+SSE_BUFFER = 1000
+#: How long Hypercorn keeps an idle kept-alive admin connection open.
+KEEP_ALIVE_S = 5.0
+
+ACCEPT_MODES = ("open", "refuse", "stall")
+
+ASGIMessage = dict[str, Any]
+
+
+def _json_bytes(data: Any) -> str:
+    return json.dumps(data, default=str) + "\n"
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data) + "\n", status=status, content_type="application/json")
+    return Response(_json_bytes(data), status=status, content_type="application/json")
 
 
 def _error(status: int, message: str, **extra: Any) -> Response:
@@ -43,25 +67,51 @@ def _error(status: int, message: str, **extra: Any) -> Response:
 
 
 def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and `localhost`: addresses only this machine can reach."""
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
 
 
+class _AdminASGI:
+    """The ASGI app Hypercorn runs: Quart, with every `send` shielded (module docstring)."""
+
+    def __init__(self, app: QuartTrio) -> None:
+        self.app = app
+
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[ASGIMessage]],
+        send: Callable[[ASGIMessage], Awaitable[None]],
+    ) -> None:
+        async def shielded_send(message: ASGIMessage) -> None:
+            with trio.CancelScope(shield=True):
+                await send(message)
+
+        await self.app(scope, receive, shielded_send)
+
+
 def create_app(server: Any) -> QuartTrio:
-    app = QuartTrio("faultserver")
+    """The Quart app; `server` is the `Server` whose methods the handlers call."""
+    # no static folder: Quart would serve /static/<path> from the package's directory,
+    # and no endpoint may read a file the caller names
+    app = QuartTrio("faultserver", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    app.config["RESPONSE_TIMEOUT"] = None
+    app.config["BODY_TIMEOUT"] = 30
 
     @app.before_request
     async def check_token() -> Optional[Response]:
         token = server.token
         if not token:
             return None
-        given = request.headers.get("authorization", "")
-        expected = f"Bearer {token}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # the scheme is case-insensitive (RFC 9110); the token is compared in constant time
+        ok = hmac.compare_digest(given.encode("utf-8", "replace"), token.encode("utf-8"))
+        if not (ok and scheme.lower() == "bearer"):
             resp = _error(401, "missing or wrong token: send 'Authorization: Bearer TOKEN'")
             resp.headers["www-authenticate"] = 'Bearer realm="faultserver"'
             return resp
@@ -69,11 +119,26 @@ def create_app(server: Any) -> QuartTrio:
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:
-        return _error(exc.code or 500, exc.description or exc.name)
+        if isinstance(exc, NotFound):
+            message = f"no such endpoint: {request.method} {request.path}"
+        elif isinstance(exc, MethodNotAllowed):
+            allowed = ", ".join(sorted(set(exc.valid_methods or ()) - {"HEAD", "OPTIONS"}))
+            message = f"method {request.method} not allowed for {request.path} (allowed: {allowed})"
+        elif isinstance(exc, RequestEntityTooLarge):
+            message = f"request body too large (at most {MAX_BODY_BYTES} bytes)"
+        else:
+            message = exc.description or exc.name
+        resp = _error(exc.code or 500, message)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            resp.headers["allow"] = ", ".join(exc.valid_methods)
+        if isinstance(exc, RequestEntityTooLarge):
+            # the connection may be closed after it (body unread): say so, so no client reuses it
+            resp.headers["connection"] = "close"
+        return resp
 
     async def body_json() -> Any:
         raw = await request.get_data(as_text=False)
-        if not raw:
+        if not raw.strip():
             return {}
         try:
             return json.loads(raw)
@@ -92,13 +157,17 @@ def create_app(server: Any) -> QuartTrio:
     async def listener(name: str) -> Response:
         rt = server.listeners.get(name)
         if rt is None:
-            return _error(404, f"no listener named {name!r}")
+            return _no_listener(name)
         return _json(server.listener_info(rt))
+
+    def _no_listener(name: str) -> Response:
+        known = ", ".join(server.listeners) or "none"
+        return _error(404, f"no listener named {name!r} (listeners: {known})")
 
     @app.patch("/listeners/<name>")
     async def patch_listener(name: str) -> Response:
         if name not in server.listeners:
-            return _error(404, f"no listener named {name!r}")
+            return _no_listener(name)
         try:
             body = await body_json()
         except UsageError as exc:
@@ -108,6 +177,13 @@ def create_app(server: Any) -> QuartTrio:
         unknown = sorted(set(body) - {"accept", "rules"})
         if unknown:
             return _error(400, f"unknown key {unknown[0]!r} (expected 'accept' and/or 'rules')")
+        # check everything first: an invalid body changes nothing
+        accept = body.get("accept")
+        if "accept" in body and (not isinstance(accept, str) or accept not in ACCEPT_MODES):
+            return _error(
+                400,
+                f"unknown accept mode {json.dumps(accept)} (expected one of: {', '.join(ACCEPT_MODES)})",
+            )
         rules = None
         if "rules" in body:
             from .._profile.load import load_rules
@@ -116,37 +192,33 @@ def create_app(server: Any) -> QuartTrio:
                 rules = load_rules(body["rules"], name, source="<request>")
             except ProfileError as exc:
                 return _error(400, "invalid rules", problems=[str(p) for p in exc.problems])
-        if "accept" in body and body["accept"] not in ("open", "refuse", "stall"):
-            return _error(
-                400, f"unknown accept mode {body['accept']!r} (expected one of: open, refuse, stall)"
-            )
         if rules is not None:
             server.set_rules(name, rules)
-        if "accept" in body:
-            await server.set_accept(name, body["accept"])
+        if accept is not None:
+            await server.set_accept(name, accept)
         return _json(server.listener_info(server.listeners[name]))
 
     @app.post("/listeners/<name>/drop")
     async def drop(name: str) -> Response:
         if name not in server.listeners:
-            return _error(404, f"no listener named {name!r}")
+            return _no_listener(name)
         try:
             body = await body_json()
         except UsageError as exc:
             return _error(400, str(exc))
         if not isinstance(body, dict):
-            return _error(400, "expected a JSON object such as {\"how\": \"fin\"}")
+            return _error(400, 'expected a JSON object such as {"how": "fin"}')
         unknown = sorted(set(body) - {"how", "idle_only"})
         if unknown:
             return _error(400, f"unknown key {unknown[0]!r} (expected 'how' and 'idle_only')")
         how = body.get("how", "fin")
         idle_only = body.get("idle_only", False)
         if how not in ("fin", "rst"):
-            return _error(400, f"unknown how {how!r} (expected 'fin' or 'rst')")
+            return _error(400, f"unknown how {json.dumps(how)} (expected 'fin' or 'rst')")
         if not isinstance(idle_only, bool):
-            return _error(400, "idle_only must be true or false")
+            return _error(400, f"idle_only must be true or false, got {json.dumps(idle_only)}")
         count = server.drop(name, how, idle_only)
-        return _json({"dropped": count, "how": how})
+        return _json({"dropped": count, "how": how, "idle_only": idle_only})
 
     @app.get("/profile")
     async def get_profile() -> Response:
@@ -159,8 +231,8 @@ def create_app(server: Any) -> QuartTrio:
 
         try:
             text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return _error(400, "profile is not valid UTF-8")
+        except UnicodeDecodeError as exc:
+            return _error(400, f"profile is not valid UTF-8 (byte {exc.start})")
         try:
             # JSON is YAML, so one loader takes both
             profile = load_profile_text(text, source="<request>")
@@ -175,25 +247,40 @@ def create_app(server: Any) -> QuartTrio:
             return _error(409, str(exc))
         return _json({"listeners": [server.listener_info(rt) for rt in server.listeners.values()]})
 
+    def _int_arg(name: str, default: Optional[int]) -> Optional[int]:
+        value = request.args.get(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            number = -1
+        if number < 0:
+            raise UsageError(f"{name} must be an integer 0 or more, got {value!r}")
+        return number
+
     @app.get("/events")
     async def events() -> Response:
         try:
-            since = int(request.args.get("since", "0"))
-            limit = int(request.args["limit"]) if "limit" in request.args else None
-        except ValueError:
-            return _error(400, "since and limit must be integers")
-        if limit is not None and limit < 0:
-            return _error(400, "limit must be 0 or more")
+            since = _int_arg("since", 0)
+            limit = _int_arg("limit", None)
+        except UsageError as exc:
+            return _error(400, str(exc))
+        assert since is not None
         items, missed = server.events.since(since, limit)
         return _json({"events": items, "missed": missed})
 
     @app.get("/events/stream")
     async def events_stream() -> Response:
+        # ?since=ID, or the Last-Event-ID a reconnecting EventSource sends; default: live only
         try:
-            since = int(request.args.get("since", str(server.events.last_id)))
-        except ValueError:
-            return _error(400, "since must be an integer")
-        send, receive = trio.open_memory_channel[dict](1000)
+            since = _int_arg("since", None)
+            if since is None and request.headers.get("last-event-id", "").strip():
+                since = int(request.headers["last-event-id"])
+        except (UsageError, ValueError) as exc:
+            return _error(400, str(exc) if isinstance(exc, UsageError) else "Last-Event-ID must be an integer")
+        log_ = server.events
+        send, receive = trio.open_memory_channel[dict](SSE_BUFFER)
         dropped = [0]
 
         def push(event: dict) -> None:
@@ -202,17 +289,21 @@ def create_app(server: Any) -> QuartTrio:
             except trio.WouldBlock:
                 dropped[0] += 1
 
-        backlog, missed = server.events.since(since)
-        unsubscribe = server.events.subscribe(push)
+        # subscribe before reading the backlog, so nothing falls between them
+        unsubscribe = log_.subscribe(push)
+        if since is None:
+            since = log_.last_id
+        backlog, missed = log_.since(since)
 
         async def stream() -> Any:
             try:
+                yield b": faultserver events\n\n"
                 if missed:
-                    yield f"event: missed\ndata: {json.dumps({'missed': missed})}\n\n".encode()
+                    yield _sse("missed", {"missed": missed})
                 last = since
                 for event in backlog:
                     last = event["id"]
-                    yield f"id: {event['id']}\ndata: {json.dumps(event)}\n\n".encode()
+                    yield _sse(None, event)
                 while True:
                     with trio.move_on_after(SSE_KEEPALIVE_S) as waiting:
                         event = await receive.receive()
@@ -222,9 +313,10 @@ def create_app(server: Any) -> QuartTrio:
                     if event["id"] <= last:
                         continue
                     if dropped[0]:
-                        yield f"event: missed\ndata: {json.dumps({'missed': dropped[0]})}\n\n".encode()
+                        yield _sse("missed", {"missed": dropped[0]})
                         dropped[0] = 0
-                    yield f"id: {event['id']}\ndata: {json.dumps(event)}\n\n".encode()
+                    last = event["id"]
+                    yield _sse(None, event)
             finally:
                 unsubscribe()
 
@@ -246,21 +338,34 @@ def create_app(server: Any) -> QuartTrio:
     return app
 
 
+def _sse(kind: Optional[str], data: dict) -> bytes:
+    head = f"event: {kind}\n" if kind else f"id: {data['id']}\n"
+    return f"{head}data: {json.dumps(data, default=str)}\n\n".encode()
+
+
+class _QuietStartFilter(logging.Filter):
+    """Drop Hypercorn's 'Running on ... (CTRL + C to quit)': faultserver logs its own line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Running on ")
+
+
+_ADMIN_LOG = logging.getLogger("faultserver.admin")
+_ADMIN_LOG.addFilter(_QuietStartFilter())
+
+
 async def serve_admin(server: Any, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the admin API until the server stops; reports its base URL as started."""
     host, port = server.control_bind
     if not server.token and not is_loopback(host):
-        raise StartError(
-            f"control: refusing to bind {host}:{port} without a token: set control.token or "
-            "FAULTSERVER_TOKEN (anyone who can reach it could change the faults)"
-        )
+        raise StartError(refuse_message(host, port))
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
-    config.errorlog = logging.getLogger("faultserver.admin")
+    config.errorlog = _ADMIN_LOG
     config.graceful_timeout = 0.5
-    config.keep_alive_timeout = 5
-    app = create_app(server)
+    config.keep_alive_timeout = KEEP_ALIVE_S
+    app = _AdminASGI(create_app(server))
     async with trio.open_nursery() as nursery:
         try:
             binds = await nursery.start(_serve_hypercorn, app, config)
@@ -271,11 +376,21 @@ async def serve_admin(server: Any, task_status: Any = trio.TASK_STATUS_IGNORED) 
             raise StartError(
                 f"control: cannot bind {host}:{port}: {oserror.strerror or oserror}"
             ) from None
+        log.info("control start url=%s token=%s", binds[0], "yes" if server.token else "no")
         task_status.started(binds[0])
 
 
-async def _serve_hypercorn(app: QuartTrio, config: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    await serve(app, config, shutdown_trigger=trio.sleep_forever, task_status=task_status)
+def refuse_message(host: str, port: int) -> str:
+    """Why a non-loopback admin API without a token does not start (one line)."""
+    shown = f"[{host}]" if ":" in host else host
+    return (
+        f"control: refusing to bind {shown}:{port} without a token: set control.token or "
+        "FAULTSERVER_TOKEN (anyone who can reach it could change the faults)"
+    )
+
+
+async def _serve_hypercorn(app: Any, config: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    await serve(app, config, shutdown_trigger=trio.sleep_forever, task_status=task_status, mode="asgi")
 
 
 def _find_oserror(exc: BaseException) -> Optional[OSError]:

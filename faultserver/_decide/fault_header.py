@@ -70,6 +70,7 @@ def parse_fault_header(value: str) -> Rule:
         (parsed,) = load_rules([rule], "x-fault", source="x-fault")
     except ProfileError as exc:
         first = exc.problems[0]
-        path = first.path.split(".", 1)[1] if "." in first.path else first.path
+        # "rules[0].bytes" -> "bytes"; "rules[0]" (the rule as a whole) -> no path
+        path = first.path.split(".", 1)[1] if "." in first.path else ""
         raise FaultHeaderError(f"{path}: {first.message}" if path else first.message) from None
     return parsed

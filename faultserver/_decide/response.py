@@ -83,6 +83,8 @@ class PreparedResponse:
         "_body",
         "_no_body",
         "_user_close",
+        "_user_date",
+        "_user_length",
         "_cache_second",
         "_cache",
     )
@@ -100,6 +102,10 @@ class PreparedResponse:
         self._user_close = any(
             k.lower() == "connection" and v.strip().lower() == "close" for k, v in response.headers
         )
+        # the profile's headers are merged over the defaults: its own date or
+        # content-length replaces ours (even a wrong length: the profile's choice)
+        self._user_date = "date" in names
+        self._user_length = "content-length" in names
         self._body = self._static_body(response.body)
         self._no_body = status in _NO_BODY_STATUSES
         self._cache_second = -1
@@ -117,6 +123,14 @@ class PreparedResponse:
     def closes(self) -> bool:
         """The profile's headers say `connection: close`: FIN after this response."""
         return self._user_close or self.response.framing is Framing.CLOSE
+
+    def closes_after(self, request: Optional[Request]) -> bool:
+        """FIN after this response to `request`: `closes`, or chunked framing asked of an
+        HTTP/1.0 request, which is sent without a length (the close ends the body)."""
+        if self.closes:
+            return True
+        v10 = request is not None and request.http_version != "1.1"
+        return v10 and self.response.framing is Framing.CHUNKED
 
     def render(
         self,
@@ -157,10 +171,10 @@ class PreparedResponse:
         if framing is Framing.CHUNKED and v10:
             framing = Framing.CLOSE  # HTTP/1.0 has no chunked encoding
         close = close or framing is Framing.CLOSE or self._user_close
-        parts = [self._status_line, date, self._headers]
+        parts = [self._status_line, b"" if self._user_date else date, self._headers]
         if self._no_body:
             body = b""
-        elif framing is Framing.LENGTH:
+        elif framing is Framing.LENGTH and not self._user_length:
             parts.append(b"content-length: %d\r\n" % len(body))
         elif framing is Framing.CHUNKED:
             parts.append(b"transfer-encoding: chunked\r\n")

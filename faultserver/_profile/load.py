@@ -39,10 +39,18 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Optional
+from typing import Any
 
 import yaml
-from yaml.composer import Composer
+from yaml.composer import ComposerError
+from yaml.events import (
+    AliasEvent,
+    MappingEndEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 # `_actions` imports the model from this package: look its tables up at call time
@@ -50,7 +58,6 @@ from .. import _actions
 from .._errors import Problem, ProfileError
 from .model import (
     AcceptMode,
-    Action,
     ActionName,
     At,
     Body,
@@ -74,7 +81,6 @@ from .model import (
     Schedule,
 )
 from .units import (
-    Duration,
     Fixed,
     LogNormal,
     Normal,
@@ -191,11 +197,11 @@ def load_rules(data: object, listener_name: str, source: str = "<api>") -> tuple
     checker = _Checker(source, builder.problems)
     rules = checker.rules(root, "rules") if root is not None else None
     checker.raise_if_any()
-    assert rules is not None
+    assert isinstance(rules, tuple)
     return rules
 
 
-def _finish(root: Optional[_Node], problems: list[Problem], source: str) -> Profile:
+def _finish(root: _Node | None, problems: list[Problem], source: str) -> Profile:
     checker = _Checker(source, problems)
     profile = checker.profile(root) if root is not None else None
     checker.raise_if_any()
@@ -210,14 +216,15 @@ class _Node:
     """A value with the position where it starts (1-based; 0:0 when it has none).
 
     `kind` is "map" (value: dict key -> (key node, value node)), "seq" (value: list of
-    nodes) or "scalar" (value: str, int, float, bool or None; `text` keeps the scalar as
-    written, so a header value `1.10` stays "1.10").
+    nodes), "scalar" (value: str, int, float, bool or None; `text` keeps the scalar as
+    written, so a header value `1.10` stays "1.10") or "invalid" (a value already reported,
+    such as an unsupported tag: the checker says nothing more about it).
     """
 
     __slots__ = ("kind", "value", "line", "column", "text")
 
     def __init__(
-        self, kind: str, value: Any, line: int, column: int, text: Optional[str] = None
+        self, kind: str, value: Any, line: int, column: int, text: str | None = None
     ) -> None:
         self.kind = kind
         self.value = value
@@ -239,29 +246,100 @@ class _TooDeep(Exception):
         self.mark = mark
 
 
-class _SafeComposer(yaml.SafeLoader):
-    """The safe loader, used only up to composition, with a cap on nesting depth."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise _TooDeep(self.peek_event().start_mark)
-            return Composer.compose_node(self, parent, index)
-        finally:
-            self._depth -= 1
+#: libyaml's event parser is about twenty times faster than PyYAML's own, and gives the
+#: same events and marks; both are iterative, so neither recurses on deep nesting.
+_EventLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _compose(text: str, source: str) -> tuple[Optional[_Node], list[Problem]]:
-    if len(text) > MAX_INPUT_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_INPUT_BYTES:
+def _compose_events(loader: Any) -> Node | None:
+    """Compose the single document of `loader`'s events into YAML nodes, without recursion.
+
+    This is PyYAML's `Composer` (same tags, anchors and errors) turned into a loop with a
+    stack, so that nesting deeper than `MAX_DEPTH` is a problem and not a `RecursionError`.
+    """
+    loader.get_event()  # StreamStartEvent
+    if loader.check_event(StreamEndEvent):
+        return None
+    loader.get_event()  # DocumentStartEvent
+    anchors: dict[str, Node] = {}
+    #: open collections, each with the key waiting for its value (mappings only)
+    stack: list[list[Any]] = []
+    root: Node | None = None
+    while root is None:
+        event: Any = loader.get_event()
+        # libyaml's marks are not `yaml.error.Mark`, but have the same fields
+        start: Any = event.start_mark
+        end: Any = event.end_mark
+        node: Node
+        if isinstance(event, AliasEvent):
+            if event.anchor not in anchors:
+                raise ComposerError(None, None, f"found undefined alias {event.anchor!r}", start)
+            node = anchors[event.anchor]
+        elif isinstance(event, (SequenceEndEvent, MappingEndEvent)):
+            node = stack.pop()[0]
+            node.end_mark = end
+        else:
+            anchor = event.anchor
+            if anchor is not None and anchor in anchors:
+                raise ComposerError(
+                    f"found duplicate anchor {anchor!r}; first occurrence",
+                    anchors[anchor].start_mark,
+                    "second occurrence",
+                    start,
+                )
+            tag = event.tag
+            if isinstance(event, ScalarEvent):
+                if tag is None or tag == "!":
+                    tag = loader.resolve(ScalarNode, event.value, event.implicit)
+                node = ScalarNode(tag, event.value, start, end, style=event.style)
+            else:
+                kind = SequenceNode if isinstance(event, SequenceStartEvent) else MappingNode
+                if tag is None or tag == "!":
+                    tag = loader.resolve(kind, None, event.implicit)
+                node = kind(tag, [], start, None, flow_style=event.flow_style)
+            if anchor is not None:
+                anchors[anchor] = node
+            if not isinstance(event, ScalarEvent):
+                if len(stack) >= MAX_DEPTH:
+                    raise _TooDeep(event.start_mark)
+                stack.append([node, None])
+                continue
+        if not stack:
+            root = node
+        elif isinstance(stack[-1][0], SequenceNode):
+            stack[-1][0].value.append(node)
+        elif stack[-1][1] is None:
+            stack[-1][1] = node
+        else:
+            stack[-1][0].value.append((stack[-1][1], node))
+            stack[-1][1] = None
+    loader.get_event()  # DocumentEndEvent
+    if not loader.check_event(StreamEndEvent):
+        event = loader.get_event()
+        raise ComposerError(
+            "expected a single document in the stream",
+            root.start_mark,
+            "but found another document",
+            event.start_mark,
+        )
+    return root
+
+
+def _compose(text: str, source: str) -> tuple[_Node | None, list[Problem]]:
+    if len(text) > MAX_INPUT_BYTES:
         return None, [Problem(source, 1, 1, "", _too_large_message())]
-    loader = _SafeComposer(text)
     try:
-        node = loader.get_single_node()
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # a lone surrogate, from a str built in Python
+        line, column = _position(text, exc.start)
+        message = f"invalid YAML: character U+{ord(text[exc.start]):04X} is not allowed"
+        return None, [Problem(source, line, column, "", message)]
+    if size > MAX_INPUT_BYTES:
+        return None, [Problem(source, 1, 1, "", _too_large_message())]
+    loader = None
+    try:
+        loader = _EventLoader(text)
+        node = _compose_events(loader)
     except _TooDeep as exc:
         return None, [_problem_at_mark(source, exc.mark, f"nesting deeper than {MAX_DEPTH} levels")]
     except yaml.MarkedYAMLError as exc:
@@ -270,17 +348,17 @@ def _compose(text: str, source: str) -> tuple[Optional[_Node], list[Problem]]:
         mark = exc.problem_mark or exc.context_mark
         return None, [_problem_at_mark(source, mark, message)]
     except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        line, column = _position(text, exc.position)
         if isinstance(exc.character, int):
             what = f"character U+{exc.character:04X}"
         else:
-            what = f"byte 0x{exc.character!r}"
+            what = f"byte {exc.character!r}"
         return None, [Problem(source, line, column, "", f"invalid YAML: {what} is not allowed")]
-    except yaml.YAMLError as exc:  # pragma: no cover - every YAML error is one of the above
-        return None, [Problem(source, 1, 1, "", f"invalid YAML: {exc}")]
+    except yaml.YAMLError as exc:
+        return None, [Problem(source, 1, 1, "", f"invalid YAML: {_one_line(str(exc))}")]
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     builder = _Builder(source)
     if node is None:
         return _Node("scalar", None, 1, 1, ""), builder.problems
@@ -288,7 +366,22 @@ def _compose(text: str, source: str) -> tuple[Optional[_Node], list[Problem]]:
         root = builder.from_yaml(node, "", 0)
     except _TooMany as exc:
         return None, [Problem(source, exc.line, exc.column, "", _too_many_message())]
+    except _TooDeep as exc:
+        return None, [
+            _problem_at_mark(
+                source, exc.mark, f"nesting deeper than {MAX_DEPTH} levels (with aliases expanded)"
+            )
+        ]
     return root, builder.problems
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _problem_at_mark(source: str, mark: Any, message: str) -> Problem:
@@ -312,6 +405,8 @@ class _TooMany(Exception):
 
 
 _TAG = "tag:yaml.org,2002:"
+#: what an int or float too long for Python's int() looks like (its digit limit is 4300)
+_LONG_NUMBER = re.compile(r"^[-+]?[0-9_]{100,}(\.[0-9_]*)?([eE][-+]?[0-9]+)?$")
 _STR_TAGS = {_TAG + "str", _TAG + "timestamp", _TAG + "value", _TAG + "merge"}
 
 
@@ -338,27 +433,29 @@ class _Builder:
     def from_yaml(self, node: Node, path: str, depth: int) -> _Node:
         line, column = node.start_mark.line + 1, node.start_mark.column + 1
         self._tick(line, column)
+        if depth > MAX_DEPTH:
+            raise _TooDeep(node.start_mark)
         if id(node) in self._active:
             self.problem(line, column, path, "an alias refers to a value that contains it")
-            return _Node("scalar", None, line, column, "")
+            return _Node("invalid", None, line, column)
         if isinstance(node, ScalarNode):
             return self._scalar(node, path, line, column)
         if not node.tag.startswith(_TAG):
             self.problem(line, column, path, f"unsupported tag {node.tag!r}")
-            return _Node("scalar", None, line, column, "")
+            return _Node("invalid", None, line, column)
         self._active.add(id(node))
         try:
+            expected_tag = _TAG + ("seq" if isinstance(node, SequenceNode) else "map")
+            if node.tag != expected_tag:
+                self.problem(line, column, path, f"unsupported tag '!!{node.tag[len(_TAG) :]}'")
+                return _Node("invalid", None, line, column)
             if isinstance(node, SequenceNode):
-                if node.tag != _TAG + "seq":
-                    self.problem(line, column, path, f"unsupported tag '!!{node.tag[len(_TAG):]}'")
                 items = [
                     self.from_yaml(child, f"{path}[{i}]", depth + 1)
                     for i, child in enumerate(node.value)
                 ]
                 return _Node("seq", items, line, column)
             assert isinstance(node, MappingNode)
-            if node.tag != _TAG + "map":
-                self.problem(line, column, path, f"unsupported tag '!!{node.tag[len(_TAG):]}'")
             return self._mapping(node, path, depth, line, column)
         finally:
             self._active.discard(id(node))
@@ -373,13 +470,17 @@ class _Builder:
             construct = getattr(self._constructor, f"construct_yaml_{short}")
             try:
                 value = construct(node)
-            except (ValueError, OverflowError):
-                self.problem(line, column, path, f"number too large, got {_short_text(text)}")
-                value = None
+            except (ArithmeticError, LookupError, ValueError):
+                if _LONG_NUMBER.match(text):
+                    message = f"number too large, got {_short_text(text)}"
+                else:
+                    message = f"expected a value of !!{short}, got {_describe_value(text)}"
+                self.problem(line, column, path, message)
+                return _Node("invalid", None, line, column, text)
             return _Node("scalar", value, line, column, text)
         shown = f"!!{short}" if short else tag
         self.problem(line, column, path, f"unsupported tag {shown!r}")
-        return _Node("scalar", None, line, column, text)
+        return _Node("invalid", None, line, column, text)
 
     def _mapping(self, node: MappingNode, path: str, depth: int, line: int, column: int) -> _Node:
         explicit: dict[str, tuple[_Node, _Node]] = {}
@@ -399,8 +500,7 @@ class _Builder:
                 self.problem(key.line, key.column, child_path, f"duplicate key {key.value!r}")
             value = self.from_yaml(value_node, child_path, depth + 1)
             explicit[key.value] = (key, value)
-        for key_value, entry in explicit.items():
-            merged.pop(key_value, None)
+        # as YAML says: explicit keys win over merged ones
         return _Node("map", {**merged, **explicit}, line, column)
 
     def _merge(
@@ -415,14 +515,15 @@ class _Builder:
                     built.line,
                     built.column,
                     path,
-                    f"expected a mapping or a list of mappings to merge (<<), got {_describe(built)}",
+                    "expected a mapping or a list of mappings to merge (<<), "
+                    f"got {_describe(built)}",
                 )
                 continue
             into.update(built.value)
 
     # -- from plain data
 
-    def from_data(self, data: object) -> Optional[_Node]:
+    def from_data(self, data: object) -> _Node | None:
         try:
             return self._data(data, "", 0)
         except _TooMany:
@@ -442,7 +543,9 @@ class _Builder:
             for key, value in data.items():
                 if not isinstance(key, str):
                     key_node = _Node("scalar", key, line, column)
-                    self.problem(line, column, path, f"expected a string key, got {_describe(key_node)}")
+                    self.problem(
+                        line, column, path, f"expected a string key, got {_describe(key_node)}"
+                    )
                     continue
                 key_node = _Node("scalar", key, line, column, key)
                 entries[key] = (key_node, self._data(value, _key_path(path, key), depth + 1))
@@ -453,7 +556,7 @@ class _Builder:
         if data is None or isinstance(data, (str, int, float, bool)):
             return _Node("scalar", data, line, column)
         self.problem(line, column, path, f"unsupported value of type {type(data).__name__}")
-        return _Node("scalar", None, line, column)
+        return _Node("invalid", None, line, column)
 
 
 class _DepthInData(Exception):
@@ -487,7 +590,7 @@ def _describe_value(value: object) -> str:
             return ".inf" if value > 0 else "-.inf"
         return repr(value)
     if isinstance(value, int):
-        return _short_text(str(value)) if value.bit_length() < 20000 else "a huge number"
+        return _short_text(str(value)) if value.bit_length() < 10000 else "a huge number"
     if isinstance(value, str):
         if len(value) > _MAX_SHOWN:
             return repr(value[: _MAX_SHOWN - 12]) + f"... ({len(value)} characters)"
@@ -510,7 +613,7 @@ def _key_path(path: str, key: str) -> str:
     return f"{path}.{shown}" if _PLAIN_PATH_KEY.match(key) else f"{path}[{shown}]"
 
 
-def _did_you_mean(word: str, options: Iterable[str]) -> Optional[str]:
+def _did_you_mean(word: str, options: Iterable[str]) -> str | None:
     matches = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return matches[0] if matches else None
 
@@ -540,6 +643,8 @@ class _Checker:
     # -- bookkeeping
 
     def problem(self, node: _Node, path: str, message: str) -> None:
+        if node.kind == "invalid":
+            return  # the builder has reported it already
         self.problems.append(Problem(self.source, node.line, node.column, path, message))
 
     def raise_if_any(self) -> None:
@@ -556,7 +661,7 @@ class _Checker:
         *,
         required: Sequence[str] = (),
         what: str = "a mapping",
-    ) -> Optional[dict[str, _Node]]:
+    ) -> dict[str, _Node] | None:
         """The known keys of a mapping; unknown keys (not `x-`) are problems."""
         if node.kind != "map":
             self.problem(node, path, f"expected {what}, got {_describe(node)}")
@@ -581,7 +686,7 @@ class _Checker:
     # -- scalars
 
     def integer(
-        self, node: _Node, path: str, low: Optional[int] = None, high: Optional[int] = None
+        self, node: _Node, path: str, low: int | None = None, high: int | None = None
     ) -> Any:
         value = node.value
         ok = node.kind == "scalar" and _is_int(value)
@@ -598,7 +703,7 @@ class _Checker:
             return _Bad
         return value
 
-    def optional_integer(self, node: Optional[_Node], path: str, low: int, default: Any) -> Any:
+    def optional_integer(self, node: _Node | None, path: str, low: int, default: Any) -> Any:
         if node is None or (node.kind == "scalar" and node.value is None):
             return default
         return self.integer(node, path, low)
@@ -615,7 +720,10 @@ class _Checker:
             return _Bad
         return node.value
 
-    def choice(self, node: _Node, path: str, options: Sequence[str], what: str) -> Any:
+    def choice(
+        self, node: _Node, path: str, options: Sequence[str], what: str, article: str = ""
+    ) -> Any:
+        """One of a closed set of strings; `what` names it in messages ("accept mode")."""
         value = node.value
         if node.kind == "scalar" and isinstance(value, str) and value in options:
             return value
@@ -627,12 +735,15 @@ class _Checker:
                 node, path, f"unknown {what} {_describe(node)} ({hint}expected one of: {listed})"
             )
         else:
-            self.problem(node, path, f"expected {what} (one of: {listed}), got {_describe(node)}")
+            article = article or ("an" if what[0] in "aeiou" else "a")
+            self.problem(
+                node, path, f"expected {article} {what} (one of: {listed}), got {_describe(node)}"
+            )
         return _Bad
 
     def unit(self, node: _Node, path: str, parse: Callable[[object], Any]) -> Any:
         """Run a units.py parser; its `UnitError` message becomes the problem."""
-        value = node.value if node.kind == "scalar" else _placeholder(node)
+        value: Any = node.value if node.kind == "scalar" else _placeholder(node)
         if isinstance(value, float) and not math.isfinite(value):
             self.problem(node, path, f"expected a finite number, got {_describe(node)}")
             return _Bad
@@ -697,7 +808,9 @@ class _Checker:
         if kind == "uniform":
             if args.kind != "seq" or len(args.value) != 2:
                 self.problem(
-                    args, sub, f"expected a list of two durations [LOW, HIGH], got {_describe(args)}"
+                    args,
+                    sub,
+                    f"expected a list of two durations [LOW, HIGH], got {_describe(args)}",
                 )
                 return _Bad
             low = self.duration(args.value[0], f"{sub}[0]")
@@ -715,7 +828,10 @@ class _Checker:
             return Uniform(low, high)
         if kind == "normal":
             parts = self.fields(
-                args, sub, ("mean", "stddev"), required=("mean", "stddev"),
+                args,
+                sub,
+                ("mean", "stddev"),
+                required=("mean", "stddev"),
                 what="{mean: DURATION, stddev: DURATION}",
             )
             if parts is None or len(parts) != 2:
@@ -727,7 +843,10 @@ class _Checker:
             return Normal(mean, stddev)
         if kind == "lognormal":
             parts = self.fields(
-                args, sub, ("median", "sigma"), required=("median", "sigma"),
+                args,
+                sub,
+                ("median", "sigma"),
+                required=("median", "sigma"),
                 what="{median: DURATION, sigma: NUMBER}",
             )
             if parts is None or len(parts) != 2:
@@ -759,16 +878,20 @@ class _Checker:
         )
         return _Bad
 
-    def optional_timing(self, node: Optional[_Node], path: str) -> Any:
+    def optional_timing(self, node: _Node | None, path: str) -> Any:
         if node is None or (node.kind == "scalar" and node.value is None):
             return None
         return self.timing(node, path)
 
     # -- the document
 
-    def profile(self, root: _Node) -> Optional[Profile]:
+    def profile(self, root: _Node) -> Profile | None:
         if root.kind != "map":
-            what = "an empty document" if root.kind == "scalar" and root.value is None and root.text == "" else _describe(root)
+            what = (
+                "an empty document"
+                if root.kind == "scalar" and root.value is None and root.text == ""
+                else _describe(root)
+            )
             self.problem(root, "", f"expected a mapping at the top of the profile, got {what}")
             return None
         f = self.fields(
@@ -807,9 +930,7 @@ class _Checker:
         self.check_binds()
         if self.problems or any(v is _Bad for v in kwargs.values()) or listeners is _Bad:
             return None
-        return Profile(
-            listeners=tuple(listeners), source=self.source, raw=root.plain(), **kwargs
-        )
+        return Profile(listeners=tuple(listeners), source=self.source, raw=root.plain(), **kwargs)
 
     def check_binds(self) -> None:
         """No two binds (listeners' and control's) on one port, unless the port is 0."""
@@ -817,7 +938,7 @@ class _Checker:
         for i, (host, port, where, node) in enumerate(binds):
             if port == 0:
                 continue
-            for other_host, other_port, other_where, other_node in binds[:i]:
+            for other_host, other_port, other_where, _ in binds[:i]:
                 if other_port != port:
                     continue
                 shown = _bind_text(host, port)
@@ -850,7 +971,9 @@ class _Checker:
         if "token" in f and not (f["token"].kind == "scalar" and f["token"].value is None):
             token = self.string(f["token"], f"{path}.token", "a non-empty string or null")
             if token == "":
-                self.problem(f["token"], f"{path}.token", "expected a non-empty string or null, got ''")
+                self.problem(
+                    f["token"], f"{path}.token", "expected a non-empty string or null, got ''"
+                )
                 token = _Bad
         if bind is _Bad or token is _Bad:
             return _Bad
@@ -878,7 +1001,9 @@ class _Checker:
                 )
                 return _Bad
         if not port_text.isdigit() or not port_text.isascii() or int(port_text[:6]) > 65535:
-            self.problem(node, path, f"expected a port from 0 to 65535, got {_describe_value(port_text)}")
+            self.problem(
+                node, path, f"expected a port from 0 to 65535, got {_describe_value(port_text)}"
+            )
             return _Bad
         port = int(port_text)
         if host == "localhost":
@@ -887,17 +1012,25 @@ class _Checker:
             address = ipaddress.ip_address(host)
         except ValueError:
             self.problem(
-                node, path, f"expected an IP address or 'localhost' as host, got {_describe_value(host)}"
+                node,
+                path,
+                f"expected an IP address or 'localhost' as host, got {_describe_value(host)}",
             )
             return _Bad
         if value.startswith("[") != (address.version == 6):
-            self.problem(node, path, f"{expected} (brackets go around an IPv6 host only), got {_describe(node)}")
+            self.problem(
+                node,
+                path,
+                f"{expected} (brackets go around an IPv6 host only), got {_describe(node)}",
+            )
             return _Bad
         return (str(address), port)
 
     def listeners(self, node: _Node, path: str) -> Any:
         if node.kind != "seq" or not node.value:
-            self.problem(node, path, f"expected a list of one or more listeners, got {_describe(node)}")
+            self.problem(
+                node, path, f"expected a list of one or more listeners, got {_describe(node)}"
+            )
             return _Bad
         out = []
         names: dict[str, str] = {}
@@ -965,7 +1098,9 @@ class _Checker:
         else:
             kwargs["host"] = _Bad
         if "accept" in f:
-            accept = self.choice(f["accept"], f"{path}.accept", [m.value for m in AcceptMode], "accept mode")
+            accept = self.choice(
+                f["accept"], f"{path}.accept", [m.value for m in AcceptMode], "accept mode"
+            )
             kwargs["accept"] = _Bad if accept is _Bad else AcceptMode(accept)
         if "backlog" in f:
             kwargs["backlog"] = self.integer(f["backlog"], f"{path}.backlog", 0, 65535)
@@ -1015,7 +1150,9 @@ class _Checker:
     def header_name(self, node: _Node, path: str) -> Any:
         value = node.value
         if node.kind != "scalar" or not isinstance(value, str) or not _TOKEN.match(value):
-            self.problem(node, path, f"expected a header name (an HTTP token), got {_describe(node)}")
+            self.problem(
+                node, path, f"expected a header name (an HTTP token), got {_describe(node)}"
+            )
             return _Bad
         return value.lower()
 
@@ -1024,7 +1161,9 @@ class _Checker:
         if node.kind == "scalar" and node.value is None:
             return ()
         if node.kind != "map":
-            self.problem(node, path, f"expected a mapping of header names to values, got {_describe(node)}")
+            self.problem(
+                node, path, f"expected a mapping of header names to values, got {_describe(node)}"
+            )
             return _Bad
         out = []
         bad = False
@@ -1118,7 +1257,9 @@ class _Checker:
             if item.kind != "map":
                 continue
             name_entry = item.value.get("name")
-            if name_entry is None or (name_entry[1].kind == "scalar" and name_entry[1].value is None):
+            if name_entry is None or (
+                name_entry[1].kind == "scalar" and name_entry[1].value is None
+            ):
                 name, where_node = f"rule-{i}", item
             else:
                 name, where_node = name_entry[1].value, name_entry[1]
@@ -1138,11 +1279,13 @@ class _Checker:
 
     def rule(self, node: _Node, path: str, index: int) -> Any:
         if node.kind != "map":
-            self.problem(node, path, f"expected a rule (a mapping with an action), got {_describe(node)}")
+            self.problem(
+                node, path, f"expected a rule (a mapping with an action), got {_describe(node)}"
+            )
             return _Bad
         entries = {k: v for k, (_, v) in node.value.items() if not k.startswith("x-")}
         key_nodes = self.keys_of(node)
-        action_name: Optional[str] = None
+        action_name: str | None = None
         if "action" in entries:
             action_name = self.action_name(entries["action"], f"{path}.action")
             if action_name is _Bad:
@@ -1169,14 +1312,18 @@ class _Checker:
             name = self.string(name_node, f"{path}.name", "a rule name (a string)")
             if name is not _Bad and (not name or not name.isprintable()):
                 self.problem(
-                    name_node, f"{path}.name",
-                    f"expected a non-empty rule name without control characters, got {_describe(name_node)}",
+                    name_node,
+                    f"{path}.name",
+                    "expected a non-empty rule name without control characters, "
+                    f"got {_describe(name_node)}",
                 )
                 name = _Bad
             kwargs["name"] = name
         at = At.REQUEST
         if "at" in entries:
-            at_value = self.choice(entries["at"], f"{path}.at", [a.value for a in At], "'at'")
+            at_value = self.choice(
+                entries["at"], f"{path}.at", [a.value for a in At], "'at' value", "an"
+            )
             at = _Bad if at_value is _Bad else At(at_value)
             kwargs["at"] = at
         if "match" in entries:
@@ -1187,7 +1334,11 @@ class _Checker:
             if p_node.kind == "scalar" and _is_number(p) and 0 <= p <= 1:
                 kwargs["probability"] = float(p)
             else:
-                self.problem(p_node, f"{path}.probability", f"expected a number from 0 to 1, got {_describe(p_node)}")
+                self.problem(
+                    p_node,
+                    f"{path}.probability",
+                    f"expected a number from 0 to 1, got {_describe(p_node)}",
+                )
                 kwargs["probability"] = _Bad
         if "times" in entries:
             kwargs["times"] = self.optional_integer(entries["times"], f"{path}.times", 1, None)
@@ -1223,7 +1374,10 @@ class _Checker:
             field_name = _ACTION_FIELDS.get(key, key)
             if node.kind == "scalar" and node.value is None and defaults.get(field_name) is None:
                 continue
-            kwargs[field_name] = self.of_kind(kind, node, _key_path(path, key))
+            if (name, key) == ("dribble", "chunk"):
+                kwargs[field_name] = self.size(node, _key_path(path, key), positive=True)
+            else:
+                kwargs[field_name] = self.of_kind(kind, node, _key_path(path, key))
         if name == "partial" and "bytes" not in entries:
             self.problem(_first(entries), path, "missing required key 'bytes' for action 'partial'")
             return _Bad
@@ -1242,9 +1396,6 @@ class _Checker:
                     path,
                     "action 'dribble' needs 'interval' (with an optional 'chunk') or 'rate'",
                 )
-                return _Bad
-            if kwargs.get("chunk_bytes") == 0:
-                self.problem(entries["chunk"], f"{path}.chunk", "expected a size above 0, got 0")
                 return _Bad
         if any(v is _Bad for v in kwargs.values()):
             return _Bad
@@ -1297,17 +1448,23 @@ class _Checker:
                 if sub is None or "regex" not in sub:
                     kwargs["path_regex"] = _Bad
                 else:
-                    pattern = self.string(sub["regex"], f"{path}.path.regex", "a regular expression (a string)")
+                    pattern = self.string(
+                        sub["regex"], f"{path}.path.regex", "a regular expression (a string)"
+                    )
                     if pattern is not _Bad:
                         try:
                             kwargs["path_regex"] = re.compile(pattern)
                         except (re.error, RecursionError, OverflowError) as exc:
-                            self.problem(sub["regex"], f"{path}.path.regex", f"invalid regex: {exc}")
+                            self.problem(
+                                sub["regex"], f"{path}.path.regex", f"invalid regex: {exc}"
+                            )
                             kwargs["path_regex"] = _Bad
                     else:
                         kwargs["path_regex"] = _Bad
             else:
-                kwargs["path_glob"] = self.string(p, f"{path}.path", "a glob such as '/api/*' or {regex: ...}")
+                kwargs["path_glob"] = self.string(
+                    p, f"{path}.path", "a glob such as '/api/*' or {regex: ...}"
+                )
         if "headers" in f:
             kwargs["headers"] = self.match_headers(f["headers"], f"{path}.headers")
         if "request_on_connection" in f:
@@ -1321,7 +1478,9 @@ class _Checker:
     def methods(self, node: _Node, path: str) -> Any:
         items = node.value if node.kind == "seq" else [node]
         if node.kind == "seq" and not items:
-            self.problem(node, path, "expected a method or a non-empty list of methods, got an empty list")
+            self.problem(
+                node, path, "expected a method or a non-empty list of methods, got an empty list"
+            )
             return _Bad
         out = set()
         bad = False
@@ -1329,7 +1488,9 @@ class _Checker:
             sub = f"{path}[{i}]" if node.kind == "seq" else path
             value = item.value
             if item.kind != "scalar" or not isinstance(value, str) or not _TOKEN.match(value):
-                self.problem(item, sub, f"expected an HTTP method such as 'GET', got {_describe(item)}")
+                self.problem(
+                    item, sub, f"expected an HTTP method such as 'GET', got {_describe(item)}"
+                )
                 bad = True
                 continue
             out.add(value.upper())
@@ -1337,7 +1498,9 @@ class _Checker:
 
     def match_headers(self, node: _Node, path: str) -> Any:
         if node.kind != "map":
-            self.problem(node, path, f"expected a mapping of header names to globs, got {_describe(node)}")
+            self.problem(
+                node, path, f"expected a mapping of header names to globs, got {_describe(node)}"
+            )
             return _Bad
         out: dict[str, str] = {}
         bad = False
@@ -1349,7 +1512,9 @@ class _Checker:
                 bad = True
                 continue
             if lower in out:
-                self.problem(key_node, sub, f"duplicate header {lower!r} (header names ignore case)")
+                self.problem(
+                    key_node, sub, f"duplicate header {lower!r} (header names ignore case)"
+                )
                 bad = True
             out[lower] = value
         return _Bad if bad else tuple(out.items())
@@ -1370,11 +1535,14 @@ class _Checker:
         phases_node = f["phases"]
         if phases_node.kind != "seq" or not phases_node.value:
             self.problem(
-                phases_node, f"{path}.phases",
+                phases_node,
+                f"{path}.phases",
                 f"expected a list of one or more phases, got {_describe(phases_node)}",
             )
             return _Bad
-        phases = [self.phase(item, f"{path}.phases[{i}]") for i, item in enumerate(phases_node.value)]
+        phases = [
+            self.phase(item, f"{path}.phases[{i}]") for i, item in enumerate(phases_node.value)
+        ]
         if repeat is _Bad or any(p is _Bad for p in phases):
             return _Bad
         return Schedule(phases=tuple(phases), repeat=repeat)
@@ -1386,9 +1554,11 @@ class _Checker:
         kwargs: dict[str, Any] = {}
         kwargs["duration_s"] = self.duration(f["duration"], f"{path}.duration", positive=True)
         if "accept" in f:
-            accept = self.choice(f["accept"], f"{path}.accept", [m.value for m in AcceptMode], "accept mode")
+            accept = self.choice(
+                f["accept"], f"{path}.accept", [m.value for m in AcceptMode], "accept mode"
+            )
             kwargs["accept"] = _Bad if accept is _Bad else AcceptMode(accept)
-        if "rules" in f:
+        if _given(f.get("rules")):  # `rules: null` leaves the listener's rules, as absent does
             kwargs["rules"] = self.rules(f["rules"], f"{path}.rules")
         if any(v is _Bad for v in kwargs.values()):
             return _Bad
@@ -1399,7 +1569,7 @@ def _placeholder(node: _Node) -> object:
     return {} if node.kind == "map" else []
 
 
-def _given(node: Optional[_Node]) -> bool:
+def _given(node: _Node | None) -> bool:
     return node is not None and not (node.kind == "scalar" and node.value is None)
 
 
@@ -1437,6 +1607,5 @@ def _unknown_action_key(key: str, action: str) -> str:
     if guess:
         return f"unknown key {key!r} for action {action!r} (did you mean {guess!r}?)"
     return (
-        f"unknown key {key!r} for action {action!r} "
-        f"(expected one of: {', '.join(RULE_KEYS + own)})"
+        f"unknown key {key!r} for action {action!r} (expected one of: {', '.join(RULE_KEYS + own)})"
     )

@@ -8,7 +8,10 @@ carries the decision out with real socket moves (`sockets.py`).
 Deadlines: between requests a connection may wait as long as it likes unless the
 profile sets `keepalive.idle_close`; once the first byte of a request has arrived
 (or from the accept, for the first request), its headers must be complete within
-`limits.header_timeout` (408 otherwise), which stops slowloris clients.
+`limits.header_timeout` (408 otherwise), which stops slowloris clients. A body may take
+as long as it needs but may not stall: no byte for `header_timeout` is a 408 too.
+Requests over `max_header_bytes` (431) or `max_body_bytes` (413, at once when the
+Content-Length says so) are answered with that error and never handled.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ class Connection:
         "_expect_continue",
         "_parser",
         "_http09",
+        "_error_message",
+        "_peer_gone",
     )
 
     def __init__(self, rt: "ListenerRuntime", sock: trio.socket.SocketType, peer: str, conn_id: int):
@@ -104,6 +109,8 @@ class Connection:
         self._expect_continue = False
         self._parser = httptools.HttpRequestParser(self)
         self._http09 = False
+        self._error_message = ""
+        self._peer_gone = False
 
     # --- httptools callbacks (keep them tiny: they run for every request) -----------
 
@@ -131,6 +138,10 @@ class Connection:
         for name, value in self._headers:
             if name == b"expect" and value.lower() == b"100-continue":
                 self._expect_continue = True
+            elif name == b"content-length" and value.strip().isdigit():
+                # refuse at once what would only fit after reading past the limit
+                if int(value) > self.rt.limits.max_body_bytes:
+                    self._limit_status = self._limit_status or 413
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -142,6 +153,12 @@ class Connection:
     def on_message_complete(self) -> None:
         p = self._parser
         version = p.get_http_version()
+        if version in ("0.0", "0.9"):
+            self._http09 = True  # "GET /\r\n\r\n": httptools completes it as HTTP/0.9
+        if self._limit_status or self._http09:
+            # over a limit or not HTTP/1.x: answered with an error, never as a request
+            self._msg_state = _IDLE
+            return
         target = self._url.decode("latin-1")
         path, _, _ = target.partition("?")
         self._enqueue(
@@ -178,8 +195,11 @@ class Connection:
             self._peer_closed("rst" if isinstance(exc, ConnectionResetError) else "fin")
         except OSError as exc:
             log.debug("connection %s: %s", self.id, exc)
-        except Exception:
+        except Exception as exc:
             log.exception("listener %s connection %s: unexpected error (contained)", rt.name, self.id)
+            rt.events.emit(
+                "error", rt.name, conn=self.id, peer=self.peer, error=f"{type(exc).__name__}: {exc}"
+            )
         finally:
             with trio.CancelScope(shield=True):
                 await self._close_on_exit()
@@ -199,6 +219,9 @@ class Connection:
             self._peer_closed(how)
 
     def _peer_closed(self, how: str) -> None:
+        if self._peer_gone:
+            return  # an EOF seen in the read loop is seen again by the closing drain
+        self._peer_gone = True
         self.rt.events.emit("peer_close", self.rt.name, conn=self.id, peer=self.peer, how=how)
 
     async def _serve(self) -> None:
@@ -225,7 +248,8 @@ class Connection:
             elif state == _HEADERS:
                 deadline = head_deadline
             else:
-                deadline = math.inf
+                # a body may take long, but not stall: each read gets header_timeout
+                deadline = trio.current_time() + limits.header_timeout_s
             with trio.move_on_at(deadline) as waiting:
                 try:
                     data = await sock.recv(65536)
@@ -238,6 +262,8 @@ class Connection:
                 if self._msg_state == _IDLE and trio.current_time() >= idle_deadline:
                     rt.events.emit("idle_close", rt.name, conn=self.id, peer=self.peer)
                     await self._graceful_close()
+                if state == _BODY:
+                    await self._error(408, "request body stalled (no data within header_timeout)")
                 await self._error(408, "request headers not received in time")
             if not data:
                 self._peer_closed("fin")
@@ -268,7 +294,9 @@ class Connection:
                     )
                     await self._graceful_close()
             if self._limit_status:
-                await self._error(self._limit_status, _LIMIT_MESSAGES[self._limit_status])
+                await self._error(
+                    self._limit_status, self._error_message or _LIMIT_MESSAGES[self._limit_status]
+                )
             if self._msg_state == _IDLE:
                 head_used = 0
                 self.busy = False
@@ -289,13 +317,25 @@ class Connection:
             else:
                 self._limit_status = 400
         except httptools.HttpParserError:
-            if self._parser.get_http_version() in ("0.0", "0.9") and self._url:
-                self._http09 = True
-            else:
-                self._limit_status = self._limit_status or 400
+            self._limit_status = self._limit_status or 400
+            if not self.served and not self._pending:
+                self._error_message = _foreign_protocol(data)
         else:
-            if self._msg_state == _HEADERS and self._url and self._parser.get_http_version() in ("0.0", "0.9"):
+            if self._msg_state == _HEADERS and self._first_line_without_version(data):
                 self._http09 = True
+
+    def _first_line_without_version(self, data: bytes) -> bool:
+        """HTTP/0.9 (`GET /path` and end of line): the first request's line ended, no version.
+
+        Only a line end proves it: `GET /ind` may be the first piece of `GET /index HTTP/1.1`.
+        """
+        return (
+            bool(self._url)
+            and not self.served
+            and not self._pending
+            and b"\n" in data
+            and self._parser.get_http_version() in ("0.0", "0.9")
+        )
 
     # --- answering ------------------------------------------------------------------
 
@@ -317,6 +357,11 @@ class Connection:
             if retry:
                 fields["retry"] = True
             rt.events.emit("request", rt.name, **fields)
+            if rt.log_debug:
+                log.debug(
+                    "request listener=%s conn=%d peer=%s method=%s path=%s n=%d retry=%s",
+                    rt.name, self.id, self.peer, request.method, request.path, request.number, retry,
+                )
             decision: Optional[Decision] = None
             header = rt.fault_header
             raw = request.header(header) if header is not None else None
@@ -324,7 +369,7 @@ class Connection:
                 try:
                     rule = parse_fault_header(raw.decode("latin-1"))
                 except FaultHeaderError as exc:
-                    await self._error(400, f"{rt.fault_header_name}: {exc}")
+                    await self._error(400, f"{rt.fault_header_name}: {exc}", fields)
                     return
                 rng = rt.header_rng
                 delay_s = rule.delay.draw(rng) if rule.delay is not None else 0.0
@@ -362,7 +407,7 @@ class Connection:
         status = prepared.response.status
         self.rt.stats.responses[status] += 1
         self.rt.events.emit("response", self.rt.name, status=status, **fields)
-        if prepared.closes:
+        if prepared.closes_after(request):
             await self._graceful_close()
 
     async def _dribble(self, action: Dribble, decision: Decision, request: Request, fields: dict) -> None:
@@ -392,7 +437,7 @@ class Connection:
         status = prepared.response.status
         self.rt.stats.responses[status] += 1
         self.rt.events.emit("response", self.rt.name, status=status, **fields)
-        if prepared.closes:
+        if prepared.closes_after(request):
             await self._graceful_close()
 
     async def _terminal(self, decision: Decision, request: Optional[Request]) -> None:
@@ -419,7 +464,9 @@ class Connection:
         elif name is ActionName.PARTIAL:
             assert isinstance(action, Partial)
             prepared = self.rt.prepared
-            full = prepared.render(request, self.id, False, request is not None and request.method == "HEAD")
+            # the full response as `respond` would send it (connection: close included)
+            close = request is not None and not request.keep_alive
+            full = prepared.render(request, self.id, close, request is not None and request.method == "HEAD")
             await send_all(sock, full[: action.bytes])
             if action.then is ActionName.RESET:
                 await wait_delivered(sock)
@@ -453,7 +500,7 @@ class Connection:
             self._peer_closed(how)
         raise _Finished
 
-    async def _error(self, status: int, message: str) -> None:
+    async def _error(self, status: int, message: str, fields: Optional[dict] = None) -> None:
         from .._decide.response import error_response
 
         try:
@@ -461,7 +508,8 @@ class Connection:
         except PEER_GONE:
             pass
         self.rt.stats.responses[status] += 1
-        self.rt.events.emit("response", self.rt.name, conn=self.id, peer=self.peer, status=status, error=message)
+        extra = fields if fields is not None else {"conn": self.id, "peer": self.peer}
+        self.rt.events.emit("response", self.rt.name, status=status, error=message, **extra)
         await self._graceful_close()
 
     def shutdown(self, how: str) -> None:
@@ -476,3 +524,14 @@ _LIMIT_MESSAGES = {
     413: "request body too large",
     431: "request headers too large",
 }
+
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n"
+
+
+def _foreign_protocol(data: bytes) -> str:
+    """Name what a connection's first bytes are when they are another protocol's, else ""."""
+    if data.startswith(_H2_PREFACE):
+        return "HTTP/2 is not supported (this listener speaks HTTP/1.1)"
+    if data[:1] == b"\x16" and data[1:2] == b"\x03":
+        return "TLS handshake on a plain HTTP listener"
+    return ""

@@ -42,6 +42,8 @@ PLACEHOLDER_CONNECT_S = 0.05
 MAX_PLACEHOLDERS = 64
 #: EMFILE and friends: log, wait this long, accept again (as trio's serve_listeners does).
 ACCEPT_RETRY_S = 0.1
+#: While accepts keep failing, one log line per this many (about every 30 s).
+ACCEPT_FAILURES_PER_LOG = 300
 _RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
 
@@ -75,6 +77,9 @@ class ListenerRuntime:
         self._changed = trio.Event()
         self._slot_freed = trio.Event()
         self._nursery: Optional[trio.Nursery] = None
+        self._closed = False
+        #: accepts failed in a row for lack of resources (EMFILE...): logged once, not each time
+        self._accept_failures = 0
         self.reset_state(config)
 
     # --- configuration --------------------------------------------------------------
@@ -82,6 +87,8 @@ class ListenerRuntime:
     def reset_state(self, config: Listener) -> None:
         """(Re)build everything derived from the config: responses, rules, streams."""
         self.config = config
+        #: per-request DEBUG lines cost one attribute test when DEBUG is off (read at each (re)load)
+        self.log_debug = log.isEnabledFor(logging.DEBUG)
         self.limits = config.limits
         self.prepared = PreparedResponse(config.response, config.name)
         self._prepared_overrides: dict[Respond, PreparedResponse] = {}
@@ -123,7 +130,7 @@ class ListenerRuntime:
     async def run(self, nursery: trio.Nursery) -> None:
         """Accept whenever the mode is open and there is room (`apply_mode` comes first)."""
         self._nursery = nursery
-        while True:
+        while not self._closed:
             if self.mode is not AcceptMode.OPEN:
                 await self._wait_changed()
                 continue
@@ -146,11 +153,14 @@ class ListenerRuntime:
             sock, addr = await self.sock.accept()
         except OSError as exc:
             if exc.errno in _RESOURCE_ERRNOS:
-                log.error(
-                    "listener %s: accept failed (%s); retrying in %.1fs",
-                    self.name, errno.errorcode.get(exc.errno, exc.errno), ACCEPT_RETRY_S,
-                )
-                self.events.emit("error", self.name, error=f"accept: {exc.strerror}")
+                self._accept_failures += 1
+                if self._accept_failures % ACCEPT_FAILURES_PER_LOG == 1:
+                    log.error(
+                        "accept failed listener=%s error=%s (%s) in_a_row=%d; retrying every %.1fs",
+                        self.name, errno.errorcode.get(exc.errno, exc.errno), exc.strerror,
+                        self._accept_failures, ACCEPT_RETRY_S,
+                    )
+                    self.events.emit("error", self.name, error=f"accept: {exc.strerror}")
                 await trio.sleep(ACCEPT_RETRY_S)
                 return
             if exc.errno in (errno.EINVAL, errno.EBADF):
@@ -160,6 +170,11 @@ class ListenerRuntime:
             if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
                 return
             raise
+        if self._accept_failures:
+            log.warning(
+                "accept recovered listener=%s after=%d failed accepts", self.name, self._accept_failures
+            )
+            self._accept_failures = 0
         if addr[:2] in self._placeholder_addrs:
             self._placeholder_addrs.discard(addr[:2])
             sock.close()
@@ -181,7 +196,6 @@ class ListenerRuntime:
     async def apply_mode(self, mode: AcceptMode) -> None:
         """Switch the accept mode now, keeping the port."""
         assert self.sock is not None
-        old = self.mode
         if self._accepting_scope is not None:
             self._accepting_scope.cancel()
         self._close_placeholders()
@@ -199,8 +213,7 @@ class ListenerRuntime:
             self.sock.listen(self.config.backlog)
         self.mode = mode
         self._changed.set()
-        if mode is not old:
-            log.info("listener %s accept=%s (was %s)", self.name, mode.value, old.value)
+        # the Server logs the change, with its cause
 
     async def _fill_queue(self) -> None:
         """Connect placeholders to ourselves until the kernel stops completing handshakes."""
@@ -212,7 +225,11 @@ class ListenerRuntime:
         elif host == "::":
             host = "::1"
         for _ in range(MAX_PLACEHOLDERS):
-            ph = trio.socket.socket(family, socket.SOCK_STREAM)
+            try:
+                ph = trio.socket.socket(family, socket.SOCK_STREAM)
+            except OSError as exc:  # EMFILE: a queue not quite full beats a crashed server
+                log.warning("stall placeholder failed listener=%s error=%s", self.name, exc.strerror)
+                return
             done = False
             with trio.move_on_after(PLACEHOLDER_CONNECT_S):
                 try:
@@ -245,6 +262,8 @@ class ListenerRuntime:
 
     def close(self) -> None:
         """Stop listening and release the port (at shutdown)."""
+        self._closed = True
+        self._changed.set()
         if self._accepting_scope is not None:
             self._accepting_scope.cancel()
         self._close_placeholders()

@@ -1,0 +1,645 @@
+"""faultserver's benchmarks: throughput, held connections, memory, timing precision, start-up.
+
+    python bench/run.py            # the full suite (about 4 minutes)
+    python bench/run.py --quick    # a short smoke of every figure (under a minute)
+    python bench/run.py --only 1,4 # some figures only
+
+Prints one table row per figure: the value, the target, and the reference measured in
+the same run. Everything runs on 127.0.0.1; servers are separate processes (faultserver
+through its real command line), clients too where one process would need too many
+sockets. Figures are medians; the machine's other load shows in them, so read them with
+the core count printed in the header. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+HOST = "127.0.0.1"
+
+HEALTHY = {"headers": {"content-type": "text/plain"}, "body": "ok\n"}
+
+
+@dataclass
+class Settings:
+    quick: bool
+    wrk_s: int  # seconds per wrk run
+    pairs: int  # A/B pairs for figure 1
+    held_runs: int  # wrk runs for figure 2
+    held: int  # connections held in figure 2
+    mem_held: int  # connections held in figure 3
+    burst: int  # connections in figure 4
+    burst_rounds: int
+    dribble_s: float
+    starts: int  # CLI start-ups for figure 6
+    fixture_starts: int
+
+
+FULL = Settings(False, 10, 3, 3, 5000, 10_000, 1000, 3, 3.0, 7, 30)
+QUICK = Settings(True, 2, 1, 1, 500, 1000, 200, 1, 1.0, 2, 5)
+PER_CLIENT_PROCESS = 5000  # sockets per client process (the open-file limit is per process)
+
+
+@dataclass
+class Row:
+    figure: str
+    value: str
+    target: str
+    reference: str
+    ok: Optional[bool]
+
+
+# --- processes ----------------------------------------------------------------------
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM this process (by its id), give it 5 s, then SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            stream.close()
+
+
+def read_line(proc: subprocess.Popen, prefix: str, timeout_s: float = 20.0) -> str:
+    """The next stdout line that starts with `prefix` (others are skipped)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"process {proc.args!r} exited (status {proc.wait()}) before {prefix!r}")
+        if line.startswith(prefix):
+            return line.strip()
+    raise RuntimeError(f"no {prefix!r} line within {timeout_s} s")
+
+
+class FaultserverProc:
+    """`faultserver run PROFILE` as a child process; its listener URLs and control URL."""
+
+    def __init__(self, profile: dict, workdir: Path, name: str) -> None:
+        path = workdir / f"{name}.json"  # JSON is YAML
+        path.write_text(json.dumps(profile))
+        self.stderr_path = workdir / f"{name}.stderr"
+        with open(self.stderr_path, "w") as err:
+            self.proc = subprocess.Popen(
+                [PY, "-m", "faultserver", "run", str(path), "--log-level", "warning"],
+                stdout=subprocess.PIPE, stderr=err, text=True,
+            )
+        self.urls: dict[str, str] = {}
+        try:
+            for _ in profile["listeners"]:
+                _, lname, url, _ = read_line(self.proc, "listener ").split(" ", 3)
+                self.urls[lname] = url
+            self.control = read_line(self.proc, "control ").split(" ", 1)[1]
+        except BaseException:
+            stop_process(self.proc)
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def port(self, listener: str) -> int:
+        return int(self.urls[listener].rsplit(":", 1)[1])
+
+    def listeners(self) -> dict[str, dict]:
+        import urllib.request
+
+        with urllib.request.urlopen(self.control + "/listeners", timeout=10) as resp:
+            return {item["name"]: item for item in json.load(resp)["listeners"]}
+
+    def check(self) -> None:
+        """Raise if the server has exited (with the end of its standard error)."""
+        if self.proc.poll() is not None:
+            tail = self.stderr_path.read_text()[-500:]
+            raise RuntimeError(f"{self.proc.args[1:3]} exited with status {self.proc.returncode}: {tail}")
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+class ScriptProc:
+    """One of bench/baseline_*.py as a child process."""
+
+    def __init__(self, script: str, workdir: Path) -> None:
+        self.stderr_path = workdir / f"{script}.stderr"
+        with open(self.stderr_path, "w") as err:
+            self.proc = subprocess.Popen(
+                [PY, str(HERE / script), "0"], stdout=subprocess.PIPE, stderr=err, text=True,
+            )
+        try:
+            self.url = read_line(self.proc, "listening ").split(" ", 1)[1]
+        except BaseException:
+            stop_process(self.proc)
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    check = FaultserverProc.check
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+@contextmanager
+def started(factory, *args) -> Iterator:
+    server = factory(*args)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def holding(port: int, n: int, path: str = "/held") -> Iterator[None]:
+    """`n` connections held open by client processes (each sends one GET, then waits)."""
+    procs: list[subprocess.Popen] = []
+    try:
+        left = n
+        while left > 0:
+            count = min(left, PER_CLIENT_PROCESS)
+            procs.append(subprocess.Popen(
+                [PY, str(HERE / "clients.py"), "hold", HOST, str(port), str(count), path],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            ))
+            left -= count
+        for proc in procs:
+            line = read_line(proc, "held ", timeout_s=120)
+            if line != f"held {min(n, PER_CLIENT_PROCESS)}" and not line.startswith("held "):
+                raise RuntimeError(f"hold client: {line}")
+        yield
+    finally:
+        for proc in procs:
+            if proc.stdin is not None:
+                try:
+                    proc.stdin.close()  # the client closes its sockets and exits
+                except OSError:
+                    pass
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def wait_fds(pid: int, at_least: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while open_fds(pid) < at_least:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server holds {open_fds(pid)} fds, expected {at_least}")
+        time.sleep(0.05)
+
+
+def settled_rss(pid: int) -> float:
+    """RSS once it stops moving (three readings 0.2 s apart within 0.2 MB)."""
+    readings = [rss_mb(pid)]
+    for _ in range(50):
+        time.sleep(0.2)
+        readings.append(rss_mb(pid))
+        last = readings[-3:]
+        if len(last) == 3 and max(last) - min(last) < 0.2:
+            break
+    return readings[-1]
+
+
+def fetch(port: int, path: str = "/") -> str:
+    out = subprocess.run(
+        [PY, str(HERE / "clients.py"), "fetch", HOST, str(port), path],
+        capture_output=True, text=True, timeout=30, check=True,
+    )
+    return json.loads(out.stdout)["response"]
+
+
+# --- wrk ----------------------------------------------------------------------------
+
+
+def wrk(url: str, seconds: int) -> float:
+    """Requests per second of `wrk -t1 -c50 -dNs` (keep-alive GETs); errors abort."""
+    done = subprocess.run(
+        ["wrk", "-t1", "-c50", f"-d{seconds}s", url + "/"],
+        capture_output=True, text=True, timeout=seconds + 60,
+    )
+    out = done.stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not match:
+        raise RuntimeError(
+            f"wrk {url} exited {done.returncode} with no rate: {(out + done.stderr).strip()[-300:]}"
+        )
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*", out)
+    if bad:
+        raise RuntimeError(f"wrk saw errors: {bad.group(0)}")
+    return float(match.group(1))
+
+
+def wrk_version() -> Optional[str]:
+    if shutil.which("wrk") is None:
+        return None
+    out = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
+    match = re.search(r"wrk (?:\w+/)?([\w.\-+]+)", out)
+    return match.group(1) if match else "?"
+
+
+# --- the figures --------------------------------------------------------------------
+
+
+def _same_bytes(a: str, b: str) -> bool:
+    mask = re.compile(r"(?im)^date: .*$")
+    return mask.sub("date: -", a) == mask.sub("date: -", b)
+
+
+def figures_1_2(s: Settings, workdir: Path, rows: list[Row], only: set[int]) -> None:
+    if wrk_version() is None:
+        for fig in sorted(only & {1, 2}):
+            name = "1 healthy throughput" if fig == 1 else f"2 throughput, {s.held:,} held"
+            rows.append(Row(name, "n/a: wrk is not installed (apt-get install -y wrk)", "-", "-", None))
+        return
+    profile = {
+        "version": 1,
+        "listeners": [
+            {"name": "api", "bind": f"{HOST}:0", "backlog": 4096, "response": HEALTHY},
+            {"name": "held", "bind": f"{HOST}:0", "backlog": 4096,
+             "rules": [{"name": "hold", "action": "hang"}]},
+        ],
+    }
+    with started(FaultserverProc, profile, workdir, "throughput") as fs, \
+            started(ScriptProc, "baseline_server.py", workdir) as base:
+        def checked_wrk(server, url: str, seconds: int) -> float:
+            try:
+                return wrk(url, seconds)
+            except Exception:
+                server.check()  # say so when the server died
+                raise
+
+        def wrk_fs(seconds: int) -> float:
+            return checked_wrk(fs, fs.urls["api"], seconds)
+
+        def wrk_base(seconds: int) -> float:
+            return checked_wrk(base, base.url, seconds)
+
+        ours, theirs = fetch(fs.port("api")), fetch(base.port)
+        note = "" if _same_bytes(ours, theirs) else " (WARNING: responses differ)"
+        wrk_fs(1)  # warm both up
+        wrk_base(1)
+        fs_rates, base_rates, ratios = [], [], []
+        for i in range(s.pairs):
+            # alternate which goes first, so drift in the machine's load hits both
+            if i % 2 == 0:
+                a = wrk_fs(s.wrk_s)
+                b = wrk_base(s.wrk_s)
+            else:
+                b = wrk_base(s.wrk_s)
+                a = wrk_fs(s.wrk_s)
+            fs_rates.append(a)
+            base_rates.append(b)
+            ratios.append(a / b)
+        ratio = statistics.median(ratios)
+        fs_rate = statistics.median(fs_rates)
+        if 1 in only:
+            rows.append(Row(
+                "1 healthy throughput (wrk -t1 -c50)",
+                f"{ratio:.2f}x ({fs_rate:,.0f} req/s)",
+                ">= 0.80x reference",
+                f"baseline_server.py {statistics.median(base_rates):,.0f} req/s{note}",
+                ratio >= 0.8,
+            ))
+        if 2 in only:
+            with holding(fs.port("held"), s.held):
+                deadline = time.monotonic() + 60
+                while fs.listeners()["held"]["open_connections"] < s.held:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the held connections never all arrived")
+                    time.sleep(0.1)
+                held_rates = [wrk_fs(s.wrk_s) for _ in range(s.held_runs)]
+            held = statistics.median(held_rates)
+            rows.append(Row(
+                f"2 throughput, {s.held:,} conns held by hang",
+                f"{held / fs_rate:.2f}x ({held:,.0f} req/s)",
+                ">= 0.70x figure 1",
+                f"figure 1: {fs_rate:,.0f} req/s",
+                held / fs_rate >= 0.7,
+            ))
+
+
+def figure_3(s: Settings, workdir: Path, rows: list[Row]) -> None:
+    profile = {
+        "version": 1,
+        "listeners": [{"name": "held", "bind": f"{HOST}:0", "backlog": 4096,
+                       "rules": [{"name": "hold", "action": "hang"}]}],
+    }
+
+    def growth(server, port: int) -> float:
+        with holding(port, 1):  # one connection first: lazily built things exist now
+            wait_fds(server.pid, open_fds(server.pid) + 1)
+        time.sleep(0.3)
+        before_fds = open_fds(server.pid)
+        before = settled_rss(server.pid)
+        with holding(port, s.mem_held):
+            wait_fds(server.pid, before_fds + s.mem_held)
+            after = settled_rss(server.pid)
+        return after - before
+
+    with started(FaultserverProc, profile, workdir, "memory") as fs:
+        ours = growth(fs, fs.port("held"))
+    with started(ScriptProc, "baseline_hold_server.py", workdir) as bare:
+        theirs = growth(bare, bare.port)
+    target = 60.0 * s.mem_held / 10_000
+    rows.append(Row(
+        f"3 RSS growth, {s.mem_held:,} conns held",
+        f"{ours:.1f} MB",
+        f"<= {target:.0f} MB",
+        f"bare Trio server {theirs:.1f} MB",
+        ours <= target,
+    ))
+
+
+def _burst(port: int, n: int, settle_s: float) -> list[float]:
+    out = subprocess.run(
+        [PY, str(HERE / "clients.py"), "burst", HOST, str(port), str(n), "/", str(settle_s)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    result = json.loads(out.stdout)
+    if result["answered"] != n or any(st != "HTTP/1.1 200" for st in result["statuses"]):
+        raise RuntimeError(f"burst: {result['answered']}/{n} answered, statuses {result['statuses']}")
+    return sorted(result["latencies"])
+
+
+def _pct(sorted_values: list[float], p: float) -> float:
+    k = max(0, min(len(sorted_values) - 1, round(p / 100 * len(sorted_values) + 0.5) - 1))
+    return sorted_values[k]
+
+
+def figure_4(s: Settings, workdir: Path, rows: list[Row]) -> None:
+    delay_s = 0.1
+    profile = {
+        "version": 1,
+        "listeners": [{"name": "slow", "bind": f"{HOST}:0", "backlog": 4096, "response": HEALTHY,
+                       "rules": [{"name": "slow", "delay": "100ms", "action": "respond"}]}],
+    }
+    settle = 0.5 if s.quick else 1.0
+    ours: list[tuple[float, float, float]] = []
+    theirs: list[tuple[float, float, float]] = []
+    with started(FaultserverProc, profile, workdir, "delay") as fs, \
+            started(ScriptProc, "baseline_delay_server.py", workdir) as base:
+        for i in range(s.burst_rounds):
+            order = [(fs.port("slow"), ours), (base.port, theirs)]
+            if i % 2:
+                order.reverse()
+            for port, into in order:
+                lat = _burst(port, s.burst, settle)
+                into.append((_pct(lat, 50) - delay_s, _pct(lat, 99) - delay_s, lat[0] - delay_s))
+    ms = 1000.0
+    for label, idx in (("p50", 0), ("p99", 1)):
+        value = statistics.median(r[idx] for r in ours) * ms
+        ref = statistics.median(r[idx] for r in theirs) * ms
+        limit = 1.2 * ref + 1.0
+        rows.append(Row(
+            f"4 delay 100ms, {s.burst:,} at once: overshoot {label}",
+            f"+{value:.1f} ms",
+            f"<= 1.2x reference + 1 ms = {limit:.1f} ms",
+            f"baseline_delay_server.py +{ref:.1f} ms",
+            value <= limit,
+        ))
+    early = min(r[2] for r in ours) * ms
+    early_ref = min(r[2] for r in theirs) * ms
+    rows.append(Row(
+        "4 delay 100ms: earliest answer",
+        f"{early:+.1f} ms",
+        ">= +0 ms (never early)",
+        f"baseline_delay_server.py {early_ref:+.1f} ms",
+        early >= 0,
+    ))
+
+
+def figure_5(s: Settings, workdir: Path, rows: list[Row]) -> None:
+    import socket
+
+    rate = 10 * 1024
+    total_target = int(rate * s.dribble_s)
+    profile = {
+        "version": 1,
+        "listeners": [{"name": "drip", "bind": f"{HOST}:0",
+                       "response": {"headers": {"content-type": "text/plain"},
+                                    "body": {"size": total_target - 110}},
+                       "rules": [{"name": "drip", "action": "dribble", "rate": "10KiB/s"}]}],
+    }
+    with started(FaultserverProc, profile, workdir, "dribble") as fs:
+        port = fs.port("drip")
+        with socket.create_connection((HOST, port), timeout=30) as sock:
+            got = b""
+            start = time.monotonic()
+            sock.sendall(f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode())
+            while True:
+                head, sep, body = got.partition(b"\r\n\r\n")
+                if sep:
+                    length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+                    if len(body) >= length:
+                        break
+                data = sock.recv(65536)
+                if not data:
+                    break
+                got += data
+            took = time.monotonic() - start
+    configured = len(got) / rate
+    off = (took - configured) / configured * 100
+    rows.append(Row(
+        "5 dribble rate 10KiB/s",
+        f"{took:.3f} s ({off:+.1f} %)",
+        "within 5 % of configured",
+        f"configured {configured:.3f} s ({len(got):,} bytes)",
+        abs(off) <= 5.0,
+    ))
+
+
+_FIXTURE_SCRIPT = r"""
+import json, socket, statistics, sys, threading, time
+import trio
+n = int(sys.argv[1])
+profile = {"version": 1, "listeners": [{"name": "api", "bind": "127.0.0.1:0",
+           "response": {"headers": {"content-type": "text/plain"}, "body": "ok\n"}}]}
+t = time.perf_counter()
+from faultserver.testing import running
+with running(profile):
+    pass
+first = time.perf_counter() - t
+times = []
+for _ in range(n):
+    t = time.perf_counter()
+    with running(profile) as srv:
+        assert srv["api"].port
+    times.append(time.perf_counter() - t)
+
+ref = []
+for _ in range(n):
+    t = time.perf_counter()
+    started, token = threading.Event(), []
+    async def main():
+        sock = trio.socket.socket()
+        await sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        with trio.CancelScope() as scope:
+            token.append((trio.lowlevel.current_trio_token(), scope))
+            started.set()
+            await trio.sleep_forever()
+        sock.close()
+    th = threading.Thread(target=trio.run, args=(main,), daemon=True)
+    th.start()
+    started.wait()
+    trio.from_thread.run_sync(token[0][1].cancel, trio_token=token[0][0])
+    th.join()
+    ref.append(time.perf_counter() - t)
+print(json.dumps({"first": first, "median": statistics.median(times), "max": max(times),
+                  "ref": statistics.median(ref)}))
+"""
+
+
+def figure_6(s: Settings, workdir: Path, rows: list[Row]) -> None:
+    profile = {"version": 1,
+               "listeners": [{"name": "api", "bind": f"{HOST}:0", "response": HEALTHY}]}
+    path = workdir / "startup.json"
+    path.write_text(json.dumps(profile))
+
+    def time_to(cmd: list[str], prefix: str) -> float:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            read_line(proc, prefix)
+            return time.perf_counter() - start
+        finally:
+            stop_process(proc)
+
+    ours, theirs = [], []
+    for _ in range(s.starts):
+        ours.append(time_to([PY, "-m", "faultserver", "run", str(path), "--log-level", "warning"],
+                            "listener "))
+        theirs.append(time_to([PY, str(HERE / "baseline_server.py"), "0"], "listening "))
+    value = statistics.median(ours)
+    rows.append(Row(
+        "6 start-up: `faultserver run` to listener line",
+        f"{value:.3f} s",
+        "<= 0.5 s",
+        f"baseline_server.py {statistics.median(theirs):.3f} s",
+        value <= 0.5,
+    ))
+    script = workdir / "fixture_bench.py"
+    script.write_text(_FIXTURE_SCRIPT)
+    out = subprocess.run([PY, str(script), str(s.fixture_starts)], capture_output=True, text=True,
+                         timeout=300, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    ms = 1000.0
+    rows.append(Row(
+        "6 fixture start+stop (testing.running)",
+        f"{result['median'] * ms:.1f} ms (max {result['max'] * ms:.0f}, first {result['first'] * ms:.0f})",
+        "<= 50 ms per test",
+        f"bare Trio thread {result['ref'] * ms:.1f} ms",
+        result["median"] * ms <= 50,
+    ))
+
+
+# --- the table ----------------------------------------------------------------------
+
+
+def print_table(rows: list[Row], header: str) -> None:
+    cols = ["figure", "value", "target", "reference", "result"]
+    table = [[r.figure, r.value, r.target, r.reference,
+              "-" if r.ok is None else ("ok" if r.ok else "MISSED")] for r in rows]
+    widths = [max(len(c), *(len(t[i]) for t in table)) if table else len(c) for i, c in enumerate(cols)]
+    print(header)
+    print("| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for t in table:
+        print("| " + " | ".join(v.ljust(w) for v, w in zip(t, widths)) + " |")
+    sys.stdout.flush()
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke of every figure")
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="figures to run, e.g. 1,4")
+    args = parser.parse_args(argv)
+    only = {int(x) for x in args.only.split(",") if x.strip()}
+    s = QUICK if args.quick else FULL
+    raise_nofile()
+    version = wrk_version()
+    header = (
+        f"faultserver benchmarks{' (--quick)' if s.quick else ''}: {os.cpu_count()} cores, "
+        f"Python {sys.version.split()[0]}, "
+        + (f"wrk {version}" if version else "wrk NOT INSTALLED (figures 1 and 2 skipped)")
+        + f", open-file limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}"
+    )
+    print(header, file=sys.stderr, flush=True)
+    rows: list[Row] = []
+    started_at = time.monotonic()
+    steps = [
+        ({1, 2}, lambda wd: figures_1_2(s, wd, rows, only), "1 healthy throughput / 2 held"),
+        ({3}, lambda wd: figure_3(s, wd, rows), "3 RSS growth"),
+        ({4}, lambda wd: figure_4(s, wd, rows), "4 delay precision"),
+        ({5}, lambda wd: figure_5(s, wd, rows), "5 dribble"),
+        ({6}, lambda wd: figure_6(s, wd, rows), "6 start-up"),
+    ]
+    with tempfile.TemporaryDirectory(prefix="faultserver-bench-") as tmp:
+        for figs, step, name in steps:
+            if not figs & only:
+                continue
+            t = time.monotonic()
+            try:
+                step(Path(tmp))
+            except Exception as exc:  # one broken figure must not hide the others
+                rows.append(Row(name, f"error: {exc}", "-", "-", False))
+            print(f"  {name}: {time.monotonic() - t:.1f} s", file=sys.stderr, flush=True)
+    print_table(rows, header + f"; took {time.monotonic() - started_at:.0f} s")
+    return 0 if all(r.ok is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""Running faultserver inside a test suite or any Python program.
+
+    with faultserver.testing.running("profiles/fin.yaml") as srv:
+        httpx.get(srv.url + "/orders")
+        srv.wait_for(type="fault", action="close", timeout=2)
+
+The server runs in a background thread with its own Trio loop, so the calling code
+may be synchronous, asyncio or Trio. `running()` and `serve()` (its async twin) and
+the pytest fixture all hand out the same `FaultServer` handle, which can do what the
+admin API can, without HTTP. Listeners are rebound to 127.0.0.1 on free ports unless
+`keep_binds=True`, so tests can run in parallel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator, Mapping, Optional, Sequence, Union
+
+import trio
+
+from ._errors import FaultserverError, ProfileError, StartError, UsageError
+from ._events import Event, EventLog
+from ._profile.model import Profile, Rule
+
+__all__ = [
+    "FaultServer",
+    "FaultserverError",
+    "ListenerHandle",
+    "ProfileError",
+    "ProfileSource",
+    "StartError",
+    "UsageError",
+    "load_source",
+    "running",
+    "serve",
+]
+
+ProfileSource = Union[str, os.PathLike, Mapping[str, Any], Profile]
+
+#: How long start-up may take before the handle gives up.
+START_TIMEOUT_S = 10.0
+#: How long stop() waits for the server's thread to end.
+STOP_TIMEOUT_S = 5.0
+#: Where listeners are rebound unless `keep_binds=True`.
+LOCAL_HOST = "127.0.0.1"
+
+
+def load_source(source: ProfileSource, keep_binds: bool = False) -> Profile:
+    """A profile from a path, YAML text (it has a newline), a dict or a `Profile`."""
+    from ._profile.load import load_profile_data, load_profile_file, load_profile_text
+
+    if isinstance(source, Profile):
+        profile = source
+    elif isinstance(source, Mapping):
+        profile = load_profile_data(dict(source), source="<dict>")
+    elif isinstance(source, str) and "\n" in source:
+        profile = load_profile_text(source, source="<string>")
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            where = "" if path.is_absolute() else f" (relative to {os.getcwd()})"
+            raise UsageError(f"profile not found: {os.fspath(source)}{where}")
+        profile = load_profile_file(os.fspath(path))
+    else:
+        raise UsageError(
+            f"expected a profile path, YAML text, a dict or a Profile, got {type(source).__name__}"
+        )
+    if keep_binds:
+        return profile
+    return _rebind(profile)
+
+
+def _rebind(profile: Profile) -> Profile:
+    """Every listener on 127.0.0.1 with a free port, and the admin API too (parallel tests)."""
+    listeners = tuple(
+        dataclasses.replace(listener, host=LOCAL_HOST, port=0) for listener in profile.listeners
+    )
+    raw = profile.raw
+    if isinstance(raw, dict) and isinstance(raw.get("listeners"), list):
+        # GET /profile shows the profile in force: the rebound one
+        raw = {**raw, "listeners": [
+            {**item, "bind": f"{LOCAL_HOST}:0"} if isinstance(item, dict) else item
+            for item in raw["listeners"]
+        ]}
+        if isinstance(raw.get("control"), dict) and "bind" in raw["control"]:
+            raw["control"] = {**raw["control"], "bind": f"{LOCAL_HOST}:0"}
+    control = dataclasses.replace(profile.control, bind=None)
+    return dataclasses.replace(profile, listeners=listeners, control=control, raw=raw)
+
+
+class ListenerHandle:
+    """One listener of a running server: its address and counters."""
+
+    def __init__(self, server: "FaultServer", name: str) -> None:
+        self._server = server
+        self.name = name
+
+    @property
+    def _rt(self) -> Any:
+        return self._server._server.listener(self.name)
+
+    @property
+    def host(self) -> str:
+        return self._rt.host
+
+    @property
+    def port(self) -> int:
+        return self._rt.port
+
+    @property
+    def url(self) -> str:
+        return self._rt.url
+
+    @property
+    def accept(self) -> str:
+        return self._rt.mode.value
+
+    @property
+    def open_connections(self) -> int:
+        return self._rt.stats.open_connections
+
+    @property
+    def peak_connections(self) -> int:
+        return self._rt.stats.peak_connections
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted so far."""
+        return self._rt.stats.connections
+
+    @property
+    def request_count(self) -> int:
+        return self._rt.stats.requests
+
+    @property
+    def retry_count(self) -> int:
+        return self._rt.stats.retries
+
+    def faults(self) -> dict[str, int]:
+        return self._rt.stats.faults_by_action()
+
+    def info(self) -> dict[str, Any]:
+        """What GET /listeners says of this listener."""
+        return self._server._call_sync(lambda: self._server._server.listener_info(self._rt))
+
+    def __repr__(self) -> str:
+        return f"<ListenerHandle {self.name} {self.url} accept={self.accept}>"
+
+
+class FaultServer:
+    """A handle on a server running in a background thread."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        admin: bool = False,
+        control: Optional[tuple[str, int]] = None,
+        token: Optional[str] = None,
+    ) -> None:
+        from ._server import Server
+
+        self.events_log = EventLog()
+        self._cond = threading.Condition()
+        self.events_log.subscribe(self._notify)
+        self._server = Server(
+            profile, control=control, with_admin=admin, events=self.events_log, token=token
+        )
+        self._thread: Optional[threading.Thread] = None
+        self._started = threading.Event()
+        self._error: Optional[BaseException] = None
+        self._token: Optional[trio.lowlevel.TrioToken] = None
+
+    # --- life -----------------------------------------------------------------------
+
+    def start(self) -> "FaultServer":
+        self._thread = threading.Thread(target=self._thread_main, name="faultserver", daemon=True)
+        self._thread.start()
+        if not self._started.wait(START_TIMEOUT_S):
+            raise FaultserverError("faultserver did not start within 10 s")
+        if self._error is not None:
+            error, self._error = self._error, None
+            self._thread.join()
+            raise _unwrap(error)
+        return self
+
+    def _thread_main(self) -> None:
+        async def main() -> None:
+            self._token = trio.lowlevel.current_trio_token()
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._server.run)
+                self._started.set()
+
+        try:
+            trio.run(main)
+        except BaseException as exc:  # kept and raised in the caller's thread
+            self._error = exc
+        finally:
+            self._started.set()
+
+    def stop(self) -> None:
+        """Stop the server: every listener and connection closes (FIN). Idempotent."""
+        if self._thread is None:
+            return
+        if self._thread.is_alive() and self._token is not None:
+            try:
+                _blocking(trio.from_thread.run_sync, self._server.stop, trio_token=self._token)
+            except trio.RunFinishedError:
+                pass
+        self._thread.join(STOP_TIMEOUT_S)
+        if self._thread.is_alive():
+            raise FaultserverError(f"faultserver did not stop within {STOP_TIMEOUT_S:g} s")
+        self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise _unwrap(error)
+
+    def __enter__(self) -> "FaultServer":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    # The server's methods run in its own Trio thread. From a thread that runs Trio itself
+    # (code under serve(), pytest-trio) trio.from_thread refuses to block, so the call
+    # goes through a short-lived helper thread: the caller's loop pauses for the call
+    # (well under a millisecond to switch a mode or replace rules), which a test can afford,
+    # and the handle stays the same synchronous handle everywhere.
+
+    def _call(self, afn: Any, *args: Any) -> Any:
+        self._check_running()
+        return _blocking(trio.from_thread.run, afn, *args, trio_token=self._token)
+
+    def _call_sync(self, fn: Any, *args: Any) -> Any:
+        self._check_running()
+        return _blocking(trio.from_thread.run_sync, fn, *args, trio_token=self._token)
+
+    def _check_running(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise _unwrap(error)
+            raise FaultserverError("this faultserver is not running (stopped, or it crashed)")
+
+    # --- addresses ------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The first listener's base URL."""
+        return next(iter(self._server.listeners.values())).url
+
+    @property
+    def control_url(self) -> Optional[str]:
+        """The admin API's base URL (only when started with `admin=True`)."""
+        return self._server.control_url
+
+    @property
+    def seed(self) -> int:
+        return self._server.seed
+
+    @property
+    def listeners(self) -> dict[str, ListenerHandle]:
+        return {name: ListenerHandle(self, name) for name in self._server.listeners}
+
+    def __getitem__(self, name: str) -> ListenerHandle:
+        self._server.listener(name)  # raises UsageError naming the listeners
+        return ListenerHandle(self, name)
+
+    def _name(self, name: Optional[str]) -> str:
+        if name is None:
+            return next(iter(self._server.listeners))
+        return name
+
+    # --- control --------------------------------------------------------------------
+
+    def set_accept(self, listener: str, mode: str) -> None:
+        """Switch the accept mode (open, refuse, stall) now, keeping the port."""
+        self._call(self._server.set_accept, listener, mode)
+
+    def set_rules(self, listener: str, rules: Sequence[Union[Mapping[str, Any], Rule]]) -> None:
+        """Replace a listener's rules (dicts as in a profile, or `Rule` objects)."""
+        from ._profile.load import load_rules
+
+        if all(isinstance(r, Rule) for r in rules):
+            parsed = tuple(rules)  # type: ignore[arg-type]
+        else:
+            parsed = load_rules([dict(r) for r in rules], listener, source="<set_rules>")  # type: ignore[arg-type]
+        self._call_sync(self._server.set_rules, listener, parsed)
+
+    def drop(self, listener: Optional[str] = None, how: str = "fin", idle_only: bool = False) -> int:
+        """End open connections with FIN or RST, as a backend restart does."""
+        return self._call_sync(self._server.drop, self._name(listener), how, idle_only)
+
+    def load(self, profile: ProfileSource, keep_binds: bool = False) -> None:
+        """Put a new profile in force (listeners keep their ports unless their bind changed)."""
+        parsed = load_source(profile, keep_binds=keep_binds)
+        self._call(self._server.load, parsed)
+
+    def reset(self) -> None:
+        """Back to the profile as loaded: modes, rules, times, streams, counters, events."""
+        self._call(self._server.reset)
+
+    # --- observing ------------------------------------------------------------------
+
+    def _notify(self, event: Event) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def events(self, **filters: Any) -> list[Event]:
+        """Events so far whose fields equal every filter: `events(type="fault", action="close")`."""
+        return self.events_log.select(**filters)
+
+    def wait_for(self, timeout: float = 5.0, **filters: Any) -> Event:
+        """The first event matching `filters`, waiting up to `timeout` seconds for it.
+
+        Events arrive from the server's thread; this returns as soon as one matches
+        (an event that already happened matches at once). In Trio code use
+        `await srv.wait_for_async(...)`, which does not block the caller's loop.
+        """
+        if _in_trio_run():
+            raise RuntimeError(
+                "wait_for() would block this Trio loop; in Trio code use "
+                "`await srv.wait_for_async(...)`"
+            )
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = self.events_log.select(**filters)
+                if found:
+                    return found[0]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    wanted = ", ".join(f"{k}={v!r}" for k, v in filters.items()) or "(any)"
+                    tail = "\n".join(_format_event(e) for e in self.events_log.since(0)[0][-10:])
+                    raise TimeoutError(
+                        f"no event matching {wanted} within {timeout:g} s; newest events:\n"
+                        f"{tail or '(none)'}"
+                    )
+                self._cond.wait(left)
+
+    async def wait_for_async(self, timeout: float = 5.0, **filters: Any) -> Event:
+        """`wait_for` for Trio code: waits in a worker thread, not blocking the caller's loop."""
+        return await trio.to_thread.run_sync(
+            lambda: self.wait_for(timeout, **filters), abandon_on_cancel=True
+        )
+
+    def requests(self, listener: Optional[str] = None) -> list[Event]:
+        """The requests the server read, in order (their `request` events)."""
+        filters: dict[str, Any] = {"type": "request"}
+        if listener is not None:
+            filters["listener"] = listener
+        return self.events(**filters)
+
+    def retries(self, listener: Optional[str] = None) -> list[Event]:
+        """Requests seen again on a new connection (same fingerprint), in order."""
+        return [e for e in self.requests(listener) if e.get("retry")]
+
+    def events_tail(self, n: int = 30) -> str:
+        """The listeners and the newest `n` events, one line each (a failing test's report)."""
+        events, _ = self.events_log.since(0)
+        lines = [
+            f"listener {name} {rt.url} accept={rt.mode.value}"
+            for name, rt in self._server.listeners.items()
+        ]
+        if not events:
+            lines.append("(no events)")
+        elif len(events) > n:
+            lines.append(f"(newest {n} of {len(events)} events)")
+        lines.extend(_format_event(e) for e in events[-n:])
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{h.name}={h.url}" for h in self.listeners.values())
+        return f"<FaultServer {names}>"
+
+
+def _in_trio_run() -> bool:
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _blocking(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """`fn(*args, **kwargs)`, from a helper thread when this thread runs a Trio loop."""
+    if not _in_trio_run():
+        return fn(*args, **kwargs)
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    helper = threading.Thread(target=target, name="faultserver-call", daemon=True)
+    helper.start()
+    helper.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _format_event(event: Event) -> str:
+    fields = " ".join(
+        f"{k}={v}" for k, v in event.items() if k not in ("id", "time", "type") and v is not None
+    )
+    return f"#{event['id']} {event['type']} {fields}"
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+@contextlib.contextmanager
+def running(
+    profile: ProfileSource,
+    *,
+    keep_binds: bool = False,
+    admin: bool = False,
+) -> Iterator[FaultServer]:
+    """Run a faultserver for the `with` block (any synchronous code)."""
+    server = FaultServer(load_source(profile, keep_binds=keep_binds), admin=admin)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    profile: ProfileSource,
+    *,
+    keep_binds: bool = False,
+    admin: bool = False,
+) -> AsyncIterator[FaultServer]:
+    """`running()` for Trio code (pytest-trio): starts and stops without blocking the loop."""
+    server = FaultServer(load_source(profile, keep_binds=keep_binds), admin=admin)
+    await trio.to_thread.run_sync(server.start)
+    try:
+        yield server
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(server.stop)

@@ -1,0 +1,350 @@
+"""Real gateways in front of faultserver: nginx and HAProxy, started and stopped by each test.
+
+Each gateway runs in the foreground (`daemon off` / `haproxy -db`) in its own process
+group, with every file it writes (config, pid, error and access logs, temp folders) in the
+test's tmp folder, listening on a free port of 127.0.0.1. The fixtures stop it (SIGTERM,
+then SIGKILL of its own process group) whatever the test did. A missing binary skips
+the test with the reason; `.ci/run` installs both with apt.
+
+Test modules reach these classes only through the fixtures' instances (no imports
+from here), so the suite works in every pytest import mode.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import pytest
+
+#: How long a gateway may take to listen after its start.
+START_TIMEOUT_S = 10.0
+#: How long a log line may take to appear after the client got its answer.
+LOG_WAIT_S = 3.0
+#: A free port can be taken between our probe and the gateway's bind: try this often.
+START_ATTEMPTS = 3
+
+
+def binary_path(name: str) -> Optional[str]:
+    """The gateway's path; Debian puts both in /usr/sbin, not always on a user's PATH."""
+    return shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/local/sbin/{name}") if os.access(p, os.X_OK)), None
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gateway:
+    """A gateway process we started: its port, its logs, and a stop that always works."""
+
+    name = "gateway"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = 0
+        self.proc: Optional[subprocess.Popen] = None
+        self.output = folder / "output.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _write_config(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> "Gateway":
+        last = ""
+        for _ in range(START_ATTEMPTS):
+            self.port = free_port()
+            self._write_config()
+            with open(self.output, "ab") as out:
+                self.proc = subprocess.Popen(
+                    self._command(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group: stop() can end its workers
+                )
+            if self._wait_listening():
+                return self
+            last = self.startup_text()
+            self.stop()
+            if "in use" not in last:
+                break
+        raise RuntimeError(f"{self.name} did not start listening on 127.0.0.1:{self.port}:\n{last}")
+
+    def _wait_listening(self) -> bool:
+        assert self.proc is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def startup_text(self) -> str:
+        return self.output.read_text(errors="replace") if self.output.exists() else ""
+
+    def stop(self) -> None:
+        """SIGTERM, wait, then SIGKILL its process group (only the one we started)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # workers left behind, if any
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - the kernel did not reap it
+            pass
+
+    @staticmethod
+    def wait_line(read: Callable[[], str], needle: str, timeout: float = LOG_WAIT_S) -> str:
+        """The first log line containing `needle`, waiting for it to be written."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in read().splitlines():
+                if needle in line:
+                    return line
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"no log line containing {needle!r} within {timeout}s:\n{read()}")
+            time.sleep(0.05)
+
+
+class Nginx(Gateway):
+    """nginx as a reverse proxy to one upstream server, with keep-alive to it."""
+
+    name = "nginx"
+
+    def __init__(
+        self,
+        folder: Path,
+        upstream_port: int,
+        *,
+        connect_timeout: str = "1s",
+        read_timeout: str = "1s",
+        max_conns: Optional[int] = None,
+    ) -> None:
+        super().__init__(folder)
+        self.upstream_port = upstream_port
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_conns = max_conns
+        self.error_log = folder / "error.log"
+        self.access_log = folder / "access.log"
+        self.conf = folder / "nginx.conf"
+
+    def _write_config(self) -> None:
+        d = self.folder
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (d / sub).mkdir(exist_ok=True)
+        # as root, the master would hand the workers to `nobody`; keep them ours
+        user = "user root;" if os.geteuid() == 0 else ""
+        max_conns = f" max_conns={self.max_conns}" if self.max_conns else ""
+        self.conf.write_text(
+            f"""
+daemon off;
+master_process on;
+worker_processes 1;
+{user}
+pid {d}/nginx.pid;
+error_log {self.error_log} warn;
+events {{ worker_connections 256; }}
+http {{
+    log_format matrix '$request_method $uri $status upstream_addr=$upstream_addr '
+                      'upstream_status=$upstream_status request_time=$request_time';
+    access_log {self.access_log} matrix;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    upstream backend {{
+        server 127.0.0.1:{self.upstream_port} max_fails=0{max_conns};
+        keepalive 8;
+    }}
+    server {{
+        listen 127.0.0.1:{self.port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_connect_timeout {self.connect_timeout};
+            proxy_read_timeout {self.read_timeout};
+        }}
+    }}
+}}
+"""
+        )
+
+    def _command(self) -> list[str]:
+        binary = binary_path("nginx")
+        assert binary is not None
+        return [binary, "-p", str(self.folder), "-e", str(self.error_log), "-c", str(self.conf)]
+
+    def startup_text(self) -> str:
+        text = super().startup_text()
+        if self.error_log.exists():
+            text += self.error_log.read_text(errors="replace")
+        return text
+
+    def errors(self) -> str:
+        return self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
+
+    def accesses(self) -> str:
+        return self.access_log.read_text(errors="replace") if self.access_log.exists() else ""
+
+    def error_line(self, method: str, path: str) -> str:
+        """The error.log line for one request (nginx names the request in it)."""
+        return self.wait_line(self.errors, f'request: "{method} {path} HTTP/1.1"')
+
+    def error_lines(self, method: str, path: str) -> list[str]:
+        return [l for l in self.errors().splitlines() if f'request: "{method} {path} HTTP/1.1"' in l]
+
+    def access_line(self, method: str, path: str) -> str:
+        return self.wait_line(self.accesses, f"{method} {path} ")
+
+    @staticmethod
+    def message(line: str) -> str:
+        """The part of an error.log line after `[error] PID#TID: *CONN `, up to `, client:`."""
+        m = re.search(r"\[(\w+)\] \d+#\d+: \*\d+ (.*?), client: ", line)
+        assert m, f"not an nginx request error line: {line!r}"
+        return f"[{m.group(1)}] {m.group(2)}"
+
+
+class HAProxy(Gateway):
+    """HAProxy in HTTP mode, one server with a connection limit and a queue."""
+
+    name = "haproxy"
+
+    def __init__(
+        self,
+        folder: Path,
+        upstream_port: int,
+        *,
+        maxconn: int = 2,
+        timeout_connect: str = "1s",
+        timeout_server: str = "1s",
+        timeout_queue: str = "500ms",
+        retries: int = 1,
+        backend_extra: str = "",
+    ) -> None:
+        super().__init__(folder)
+        self.upstream_port = upstream_port
+        self.maxconn = maxconn
+        self.timeout_connect = timeout_connect
+        self.timeout_server = timeout_server
+        self.timeout_queue = timeout_queue
+        self.retries = retries
+        self.backend_extra = backend_extra
+        self.conf = folder / "haproxy.cfg"
+
+    def _write_config(self) -> None:
+        # `log stdout format raw`: the log lines go to haproxy's stdout, which is our file
+        self.conf.write_text(
+            f"""
+global
+    log stdout format raw local0 info
+    maxconn 256
+defaults
+    mode http
+    log global
+    option httplog
+    option dontlognull
+    retries {self.retries}
+    timeout connect {self.timeout_connect}
+    timeout client 5s
+    timeout server {self.timeout_server}
+    timeout queue {self.timeout_queue}
+frontend fe
+    bind 127.0.0.1:{self.port}
+    default_backend be
+backend be
+    {self.backend_extra}
+    server s1 127.0.0.1:{self.upstream_port} maxconn {self.maxconn}
+"""
+        )
+
+    def _command(self) -> list[str]:
+        binary = binary_path("haproxy")
+        assert binary is not None
+        return [binary, "-db", "-f", str(self.conf)]
+
+    def log(self) -> str:
+        return self.startup_text()
+
+    def log_line(self, method: str, path: str) -> str:
+        return self.wait_line(self.log, f'"{method} {path} HTTP/1.1"')
+
+    @staticmethod
+    def fields(line: str) -> dict[str, str]:
+        """status, termination state (e.g. `sC--`) and retries of an `option httplog` line."""
+        m = re.search(
+            r" (?P<timers>-?\d+/-?\d+/-?\d+/-?\d+/\+?-?\d+) (?P<status>-?\d+) (?P<bytes>\d+) \S+ \S+ "
+            r"(?P<term>\S{4}) \d+/\d+/\d+/\d+/(?P<retries>\+?\d+) ",
+            line,
+        )
+        assert m, f"not an HAProxy httplog line: {line!r}"
+        return m.groupdict()
+
+    @classmethod
+    def summary(cls, line: str) -> tuple[str, str, str]:
+        """(status, termination state, retries) of a log line: ("503", "sQ--", "0")."""
+        f = cls.fields(line)
+        return f["status"], f["term"], f["retries"]
+
+
+def _factory(kind: type, tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
+    if binary_path(kind.name) is None:
+        pytest.skip(f"{kind.name} is not installed (apt-get install -y {kind.name}; .ci/run does)")
+    started: list[Gateway] = []
+
+    def start(upstream_port: int, **options: object) -> Gateway:
+        folder = tmp_path / f"{kind.name}-{len(started)}"
+        folder.mkdir()
+        gateway = kind(folder, upstream_port, **options)
+        started.append(gateway)
+        return gateway.start()
+
+    try:
+        yield start
+    finally:
+        for gateway in started:
+            gateway.stop()
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[Callable[..., Nginx]]:
+    """`nginx(upstream_port, read_timeout="1s", max_conns=None)` starts an nginx in front."""
+    yield from _factory(Nginx, tmp_path)  # type: ignore[misc]
+
+
+@pytest.fixture
+def haproxy(tmp_path: Path) -> Iterator[Callable[..., HAProxy]]:
+    """`haproxy(upstream_port, maxconn=2, timeout_queue="500ms", ...)` starts an HAProxy in front."""
+    yield from _factory(HAProxy, tmp_path)  # type: ignore[misc]

@@ -1,0 +1,488 @@
+"""The conformance matrix, gateway half: what nginx and HAProxy say for each D504CO cause.
+
+Every test starts faultserver with one profile, puts a real nginx or HAProxy in front of
+it (see conftest.py), sends requests through the gateway and checks both the status the
+gateway returned and the line its log wrote. Each prints a `MATRIX |` line with the
+observed values; the README's table is copied from those lines (`pytest -s -m gateway`).
+
+Gateway settings (conftest.py): nginx with `keepalive 8` to the upstream, HTTP/1.1,
+`proxy_connect_timeout 1s`, `proxy_read_timeout 1s`; HAProxy with `maxconn 2` on the
+server, `timeout connect 1s`, `timeout server 1s`, `timeout queue 500ms`, `retries 1`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import pytest
+
+pytestmark = pytest.mark.gateway
+
+PROFILES = Path(__file__).resolve().parents[2] / "profiles"
+BODY_BYTES = 1000
+
+
+def _listener(**fields: Any) -> dict[str, Any]:
+    return {"version": 1, "listeners": [{"name": "backend", "bind": "127.0.0.1:0", **fields}]}
+
+
+#: Used while profiles/NAME.yaml is not there: the same behaviour as profile-v1.md describes.
+D504CO_FALLBACK: dict[str, dict[str, Any]] = {
+    "refused": _listener(accept="refuse"),
+    "connect-timeout": _listener(accept="stall"),
+    "fin": _listener(
+        keepalive={"idle_close": "500ms"},
+        rules=[{"name": "fin-on-reuse", "match": {"request_on_connection": ">=2"}, "action": "close"}],
+    ),
+    "pool-exhaustion": _listener(rules=[{"name": "slow", "delay": "1s", "action": "respond"}]),
+    "reset": _listener(rules=[{"name": "reset", "action": "reset"}]),
+}
+
+#: The non-D504CO rows of the matrix (no shipped file).
+EXTRA = {
+    # "HTTP/1.1 200 OK\r\ndat": the response ends inside its header block
+    "partial-headers": _listener(
+        response={"body": {"size": BODY_BYTES}},
+        rules=[{"name": "partial", "action": "partial", "bytes": 20}],
+    ),
+    # headers and the first part of the 1000-byte body, then FIN
+    "partial-body": _listener(
+        response={"body": {"size": BODY_BYTES}},
+        rules=[{"name": "partial", "action": "partial", "bytes": 300}],
+    ),
+    "hang": _listener(rules=[{"name": "hang", "action": "hang"}]),
+}
+
+
+def profile(name: str) -> Union[str, dict[str, Any]]:
+    """The shipped profiles/NAME.yaml when it exists, else its stand-in."""
+    path = PROFILES / f"{name}.yaml"
+    if path.is_file():
+        return str(path)
+    return D504CO_FALLBACK[name] if name in D504CO_FALLBACK else EXTRA[name]
+
+
+def start_backend(faultserver: Any, name: str) -> tuple[Any, int]:
+    srv = faultserver(profile(name))
+    listener = next(iter(srv.listeners.values()))
+    return srv, listener.port
+
+
+@dataclasses.dataclass
+class Answer:
+    status: Optional[int] = None
+    body: bytes = b""
+    error: Optional[BaseException] = None
+    took_s: float = 0.0
+
+    def __str__(self) -> str:
+        if self.error is not None:
+            return f"{self.status or ''} {type(self.error).__name__}: {self.error}".strip()
+        return f"{self.status} ({len(self.body)} bytes)"
+
+
+def send(
+    gateway_url: str,
+    method: str,
+    path: str,
+    conn: Optional[http.client.HTTPConnection] = None,
+    timeout: float = 10.0,
+) -> Answer:
+    """One request through the gateway; a broken answer is kept, not raised."""
+    host, port = gateway_url.removeprefix("http://").split(":")
+    c = conn or http.client.HTTPConnection(host, int(port), timeout=timeout)
+    body = b"order=1" if method == "POST" else None
+    answer = Answer()
+    start = time.monotonic()
+    try:
+        c.request(method, path, body=body)
+        response = c.getresponse()
+        answer.status = response.status
+        answer.body = response.read()
+    except (http.client.HTTPException, OSError) as exc:
+        answer.error = exc
+        if isinstance(exc, http.client.IncompleteRead):
+            answer.body = exc.partial
+    finally:
+        answer.took_s = time.monotonic() - start
+        if conn is None:
+            c.close()
+    return answer
+
+
+def send_concurrently(gateway_url: str, paths: list[str], timeout: float = 10.0) -> list[Answer]:
+    answers: list[Optional[Answer]] = [None] * len(paths)
+
+    def one(i: int) -> None:
+        answers[i] = send(gateway_url, "GET", paths[i], timeout=timeout)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(paths))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout + 5)
+    assert all(a is not None for a in answers), "a request thread did not finish"
+    return answers  # type: ignore[return-value]
+
+
+def report(gateway: str, cause: str, **observed: Any) -> None:
+    """Print the observed cell; the README's table is copied from these lines."""
+    cells = " | ".join(f"{k}={v}" for k, v in observed.items())
+    print(f"\nMATRIX | {gateway} | {cause} | {cells}")
+
+
+def requests_for(srv: Any, path: str) -> list[dict]:
+    return [e for e in srv.requests() if e["path"] == path]
+
+
+# --- nginx ------------------------------------------------------------------------------
+
+
+def test_nginx_refused_gives_502_connection_refused(faultserver, nginx):
+    srv, port = start_backend(faultserver, "refused")
+    gw = nginx(port)
+    answer = send(gw.url, "GET", "/refused")
+    line = gw.error_line("GET", "/refused")
+    report("nginx", "refused", status=answer.status, error_log=gw.message(line))
+    assert answer.status == 502
+    assert gw.message(line) == (
+        "[error] connect() failed (111: Connection refused) while connecting to upstream"
+    )
+    assert srv.requests() == []
+
+
+def test_nginx_stall_gives_504_connect_timed_out(faultserver, nginx):
+    srv, port = start_backend(faultserver, "connect-timeout")
+    gw = nginx(port)
+    answer = send(gw.url, "GET", "/stall")
+    line = gw.error_line("GET", "/stall")
+    report("nginx", "connect-timeout", status=answer.status, took=f"{answer.took_s:.2f}s",
+           error_log=gw.message(line))
+    assert answer.status == 504
+    assert gw.message(line) == (
+        "[error] upstream timed out (110: Connection timed out) while connecting to upstream"
+    )
+    assert 0.9 <= answer.took_s < 5  # proxy_connect_timeout 1s
+    assert srv.requests() == []
+
+
+def test_nginx_fin_on_reuse_get_is_retried_on_a_fresh_connection(faultserver, nginx):
+    srv, port = start_backend(faultserver, "fin")
+    gw = nginx(port)
+    assert send(gw.url, "GET", "/warm").status == 200  # opens the upstream connection
+    gw.access_line("GET", "/warm")  # logged when done: the upstream connection is cached now
+    answer = send(gw.url, "GET", "/fin-get")
+    line = gw.error_line("GET", "/fin-get")
+    seen = requests_for(srv, "/fin-get")
+    access = gw.access_line("GET", "/fin-get")
+    report("nginx", "fin (GET on a reused connection)", status=answer.status,
+           error_log=gw.message(line), backend_saw=[(e["conn"], e["request_on_connection"]) for e in seen],
+           access_log=access.split(" ", 3)[3])
+    assert answer.status == 200
+    echo = json.loads(answer.body)  # the backend's echo: the answer came from the new connection
+    assert (echo["path"], echo["request_on_connection"]) == ("/fin-get", 1)
+    assert gw.message(line) == (
+        "[error] upstream prematurely closed connection while reading response header from upstream"
+    )
+    # first on the reused connection (closed with FIN), then again on a new one
+    assert [e["request_on_connection"] for e in seen] == [2, 1]
+    assert seen[0]["conn"] != seen[1]["conn"]
+    assert [e["path"] for e in srv.retries()] == ["/fin-get"]
+    assert srv.events(type="fault", action="close", path="/fin-get")
+    assert "upstream_status=502, 200" in access
+
+
+def test_nginx_fin_on_reuse_post_gets_502(faultserver, nginx):
+    srv, port = start_backend(faultserver, "fin")
+    gw = nginx(port)
+    assert send(gw.url, "POST", "/warm").status == 200
+    gw.access_line("POST", "/warm")  # logged when done: the upstream connection is cached now
+    answer = send(gw.url, "POST", "/fin-post")
+    line = gw.error_line("POST", "/fin-post")
+    seen = requests_for(srv, "/fin-post")
+    report("nginx", "fin (POST on a reused connection)", status=answer.status,
+           error_log=gw.message(line), backend_saw=[(e["conn"], e["request_on_connection"]) for e in seen])
+    assert answer.status == 502
+    assert gw.message(line) == (
+        "[error] upstream prematurely closed connection while reading response header from upstream"
+    )
+    # not idempotent: nginx does not send it again (proxy_next_upstream without non_idempotent)
+    assert [e["request_on_connection"] for e in seen] == [2]
+    assert srv.retries() == []
+
+
+def test_nginx_fin_idle_close_is_noticed_before_reuse(faultserver, nginx):
+    srv, port = start_backend(faultserver, "fin")
+    gw = nginx(port)
+    assert send(gw.url, "GET", "/warm").status == 200
+    gw.access_line("GET", "/warm")  # logged when done: the upstream connection is cached now
+    srv.wait_for(type="idle_close", timeout=5)
+    srv.wait_for(type="peer_close", timeout=2)  # nginx closed its cached connection at once
+    answer = send(gw.url, "GET", "/after-idle")
+    seen = requests_for(srv, "/after-idle")
+    report("nginx", "fin (idle_close, then a request)", status=answer.status,
+           error_log=gw.error_lines("GET", "/after-idle") or "(none)",
+           backend_saw=[(e["conn"], e["request_on_connection"]) for e in seen])
+    assert answer.status == 200
+    assert [e["request_on_connection"] for e in seen] == [1]  # a new connection
+    assert gw.error_lines("GET", "/after-idle") == []
+    assert srv.retries() == []
+
+
+def test_nginx_pool_exhaustion_opens_more_connections(faultserver, nginx):
+    srv, port = start_backend(faultserver, "pool-exhaustion")
+    gw = nginx(port, read_timeout="5s")
+    answers = send_concurrently(gw.url, [f"/pool-{i}" for i in range(6)])
+    peak = next(iter(srv.listeners.values())).peak_connections
+    report("nginx", "pool-exhaustion (no max_conns)", statuses=[a.status for a in answers],
+           slowest=f"{max(a.took_s for a in answers):.2f}s", backend_peak_connections=peak,
+           error_log=gw.errors().strip() or "(none)")
+    assert [a.status for a in answers] == [200] * 6
+    assert all(0.9 <= a.took_s < 5 for a in answers)
+    assert peak == 6  # no pool limit: one upstream connection per waiting request
+    assert gw.errors().strip() == ""
+
+
+def test_nginx_pool_exhaustion_with_max_conns_gives_502_no_live_upstreams(faultserver, nginx):
+    srv, port = start_backend(faultserver, "pool-exhaustion")
+    gw = nginx(port, read_timeout="5s", max_conns=2)
+    paths = [f"/pool-{i}" for i in range(6)]
+    answers = send_concurrently(gw.url, paths)
+    statuses = sorted(a.status for a in answers)
+    rejected = [p for p, a in zip(paths, answers) if a.status == 502]
+    lines = {gw.message(gw.error_line("GET", p)) for p in rejected}
+    peak = next(iter(srv.listeners.values())).peak_connections
+    report("nginx", "pool-exhaustion (max_conns=2)", statuses=statuses,
+           backend_peak_connections=peak, error_log=sorted(lines))
+    assert statuses == [200, 200, 502, 502, 502, 502]
+    assert lines == {"[error] no live upstreams while connecting to upstream"}
+    assert all(a.took_s < 0.9 for a in answers if a.status == 502)  # refused at once, no queue
+    assert peak == 2
+
+
+def test_nginx_reset_gives_502_connection_reset(faultserver, nginx):
+    srv, port = start_backend(faultserver, "reset")
+    gw = nginx(port)
+    answer = send(gw.url, "GET", "/reset")
+    line = gw.error_line("GET", "/reset")
+    report("nginx", "reset", status=answer.status, error_log=gw.message(line))
+    assert answer.status == 502
+    assert gw.message(line) == (
+        "[error] recv() failed (104: Connection reset by peer) while reading response header from upstream"
+    )
+    assert len(requests_for(srv, "/reset")) == 1  # a fresh connection: not retried
+
+
+def test_nginx_partial_headers_gives_502_prematurely_closed(faultserver, nginx):
+    srv, port = start_backend(faultserver, "partial-headers")
+    gw = nginx(port)
+    answer = send(gw.url, "GET", "/partial")
+    line = gw.error_line("GET", "/partial")
+    report("nginx", "partial (cut in the headers)", status=answer.status, error_log=gw.message(line))
+    assert answer.status == 502
+    assert gw.message(line) == (
+        "[error] upstream prematurely closed connection while reading response header from upstream"
+    )
+    assert len(requests_for(srv, "/partial")) == 1
+
+
+def test_nginx_partial_body_passes_a_truncated_200(faultserver, nginx):
+    srv, port = start_backend(faultserver, "partial-body")
+    gw = nginx(port)
+    answer = send(gw.url, "GET", "/partial")
+    line = gw.error_line("GET", "/partial")
+    access = gw.access_line("GET", "/partial")
+    report("nginx", "partial (cut in the body)", client=str(answer), error_log=gw.message(line),
+           access_log=access)
+    # the status line had gone out already: the client gets 200 and a body cut short
+    assert answer.status == 200
+    assert isinstance(answer.error, http.client.IncompleteRead)
+    assert 0 < len(answer.body) < BODY_BYTES
+    assert gw.message(line) == "[error] upstream prematurely closed connection while reading upstream"
+    assert access.startswith("GET /partial 200 ")
+
+
+def test_nginx_hang_gives_504_read_timed_out(faultserver, nginx):
+    srv, port = start_backend(faultserver, "hang")
+    gw = nginx(port)
+    answer = send(gw.url, "GET", "/hang")
+    line = gw.error_line("GET", "/hang")
+    report("nginx", "hang", status=answer.status, took=f"{answer.took_s:.2f}s", error_log=gw.message(line))
+    assert answer.status == 504
+    assert gw.message(line) == (
+        "[error] upstream timed out (110: Connection timed out) while reading response header from upstream"
+    )
+    assert 0.9 <= answer.took_s < 5  # proxy_read_timeout 1s
+    srv.wait_for(type="peer_close", timeout=2)  # nginx gave up on the connection
+
+
+# --- HAProxy ----------------------------------------------------------------------------
+
+
+def _haproxy_cell(gw: Any, line: str) -> str:
+    status, term, retries = gw.summary(line)
+    return f"status={status} term={term} retries={retries}"
+
+
+def test_haproxy_refused_gives_503_sc(faultserver, haproxy):
+    srv, port = start_backend(faultserver, "refused")
+    gw = haproxy(port)
+    answer = send(gw.url, "GET", "/refused")
+    line = gw.log_line("GET", "/refused")
+    report("haproxy", "refused", status=answer.status, took=f"{answer.took_s:.2f}s", log=_haproxy_cell(gw, line))
+    assert answer.status == 503
+    # SC: the server refused the connection (S), during the connect (C); tried twice (retries 1)
+    assert gw.summary(line) == ("503", "SC--", "1")
+    assert srv.requests() == []
+
+
+def test_haproxy_stall_gives_503_sc_timeout(faultserver, haproxy):
+    srv, port = start_backend(faultserver, "connect-timeout")
+    gw = haproxy(port)
+    answer = send(gw.url, "GET", "/stall")
+    line = gw.log_line("GET", "/stall")
+    report("haproxy", "connect-timeout", status=answer.status, took=f"{answer.took_s:.2f}s",
+           log=_haproxy_cell(gw, line))
+    assert answer.status == 503
+    # sC: a timeout (s) during the connect (C): `timeout connect 1s`, twice (retries 1)
+    assert gw.summary(line) == ("503", "sC--", "1")
+    assert 1.8 <= answer.took_s < 6
+    assert srv.requests() == []
+
+
+def test_haproxy_fin_on_reuse_closes_the_client_connection_silently(faultserver, haproxy):
+    srv, port = start_backend(faultserver, "fin")
+    gw = haproxy(port)
+    results = {}
+    for method in ("GET", "POST"):
+        host, gw_port = gw.url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(gw_port), timeout=10)
+        try:
+            first = send(gw.url, method, f"/{method.lower()}-1", conn=conn)
+            second = send(gw.url, method, f"/{method.lower()}-2", conn=conn)
+        finally:
+            conn.close()
+        results[method] = (first, second)
+    time.sleep(1.0)  # give a log line every chance to appear
+    log = gw.log()
+    for method, (first, second) in results.items():
+        path = f"/{method.lower()}-2"
+        seen = requests_for(srv, path)
+        report("haproxy", f"fin ({method}, second request on one client connection)",
+               first=str(first), second=str(second),
+               log=[l for l in log.splitlines() if path in l] or "(no line)",
+               backend_saw=[(e["conn"], e["request_on_connection"]) for e in seen])
+        assert first.status == 200
+        # HAProxy passes the backend's close on to the client: no response, no log line,
+        # so that the client (whose connection was a reused one too) may retry
+        assert isinstance(second.error, http.client.RemoteDisconnected)
+        assert second.status is None
+        assert [e["request_on_connection"] for e in seen] == [2]
+        assert path not in log
+    assert srv.retries() == []
+
+
+def test_haproxy_fin_on_reuse_across_clients_gives_502_sh(faultserver, haproxy):
+    srv, port = start_backend(faultserver, "fin")
+    # the default (`http-reuse safe`) never sends a client's first request on an idle
+    # server connection; `always` does, and that is where the backend's FIN lands
+    gw = haproxy(port, backend_extra="http-reuse always")
+    for method in ("GET", "POST"):
+        warm = f"/{method.lower()}-warm"
+        path = f"/{method.lower()}-reused"
+        assert send(gw.url, method, warm).status == 200
+        gw.log_line(method, warm)  # logged at the stream's end: the connection is idle now
+        answer = send(gw.url, method, path)
+        line = gw.log_line(method, path)
+        seen = requests_for(srv, path)
+        report("haproxy", f"fin ({method} on a reused server connection, http-reuse always)",
+               status=answer.status, log=_haproxy_cell(gw, line),
+               backend_saw=[(e["conn"], e["request_on_connection"]) for e in seen])
+        assert answer.status == 502
+        # SH: the server (S) closed while HAProxy waited for the headers (H); no retry
+        assert gw.summary(line) == ("502", "SH--", "0")
+        assert [e["request_on_connection"] for e in seen] == [2]
+    assert srv.retries() == []
+
+
+def test_haproxy_fin_default_reuse_gives_every_client_its_own_connection(faultserver, haproxy):
+    srv, port = start_backend(faultserver, "fin")
+    gw = haproxy(port)
+    answers = [send(gw.url, m, f"/{m.lower()}-{i}") for i in range(2) for m in ("GET", "POST")]
+    report("haproxy", "fin (one request per client connection, http-reuse safe)",
+           statuses=[a.status for a in answers],
+           backend_saw=[e["request_on_connection"] for e in srv.requests()])
+    assert [a.status for a in answers] == [200] * 4
+    assert [e["request_on_connection"] for e in srv.requests()] == [1] * 4
+    assert srv.events(type="fault") == []
+
+
+def test_haproxy_pool_exhaustion_queue_timeout_gives_503_sq(faultserver, haproxy):
+    srv, port = start_backend(faultserver, "pool-exhaustion")
+    gw = haproxy(port, maxconn=2, timeout_queue="500ms", timeout_server="5s")
+    paths = [f"/pool-{i}" for i in range(6)]
+    answers = send_concurrently(gw.url, paths)
+    statuses = sorted(a.status for a in answers)
+    terms = sorted(gw.fields(gw.log_line("GET", p))["term"] for p in paths)
+    peak = next(iter(srv.listeners.values())).peak_connections
+    report("haproxy", "pool-exhaustion (maxconn 2, timeout queue 500ms)", statuses=statuses,
+           terms=terms, backend_peak_connections=peak,
+           queued=[f"{a.took_s:.2f}s" for a in answers if a.status == 503])
+    assert statuses == [200, 200, 503, 503, 503, 503]
+    # sQ: a timeout (s) while waiting in the queue (Q)
+    assert terms == ["----", "----", "sQ--", "sQ--", "sQ--", "sQ--"]
+    assert all(0.4 <= a.took_s < 0.9 for a in answers if a.status == 503)
+    assert peak == 2
+    assert len(srv.requests()) == 2  # the queued ones never reached the backend
+
+
+def test_haproxy_reset_gives_502_sh(faultserver, haproxy):
+    srv, port = start_backend(faultserver, "reset")
+    gw = haproxy(port)
+    answer = send(gw.url, "GET", "/reset")
+    line = gw.log_line("GET", "/reset")
+    report("haproxy", "reset", status=answer.status, log=_haproxy_cell(gw, line))
+    assert answer.status == 502
+    assert gw.summary(line) == ("502", "SH--", "0")
+    assert len(requests_for(srv, "/reset")) == 1
+
+
+def test_haproxy_partial_headers_gives_502_sh(faultserver, haproxy):
+    srv, port = start_backend(faultserver, "partial-headers")
+    gw = haproxy(port)
+    answer = send(gw.url, "GET", "/partial")
+    line = gw.log_line("GET", "/partial")
+    report("haproxy", "partial (cut in the headers)", status=answer.status, log=_haproxy_cell(gw, line))
+    assert answer.status == 502
+    assert gw.summary(line) == ("502", "SH--", "0")
+
+
+def test_haproxy_partial_body_passes_a_truncated_200_sd(faultserver, haproxy):
+    srv, port = start_backend(faultserver, "partial-body")
+    gw = haproxy(port)
+    answer = send(gw.url, "GET", "/partial")
+    line = gw.log_line("GET", "/partial")
+    report("haproxy", "partial (cut in the body)", client=str(answer), log=_haproxy_cell(gw, line))
+    assert answer.status == 200
+    assert isinstance(answer.error, http.client.IncompleteRead)
+    assert 0 < len(answer.body) < BODY_BYTES
+    # SD: the server (S) closed during the data phase (D)
+    assert gw.summary(line) == ("200", "SD--", "0")
+
+
+def test_haproxy_hang_gives_504_sh(faultserver, haproxy):
+    srv, port = start_backend(faultserver, "hang")
+    gw = haproxy(port)
+    answer = send(gw.url, "GET", "/hang")
+    line = gw.log_line("GET", "/hang")
+    report("haproxy", "hang", status=answer.status, took=f"{answer.took_s:.2f}s", log=_haproxy_cell(gw, line))
+    assert answer.status == 504
+    # sH: a timeout (s) while waiting for the headers (H): `timeout server 1s`
+    assert gw.summary(line) == ("504", "sH--", "0")
+    assert 0.9 <= answer.took_s < 5

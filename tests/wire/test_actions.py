@@ -1,0 +1,557 @@
+"""Every action of profile-v1.md "Actions", as a client on a real socket sees it.
+
+Raw sockets give the exact bytes, EOF versus ECONNRESET and timeouts; httpx, requests
+and curl show what a user of each reports. After each fault the same server answers a
+healthy request, so no fault leaves the listener broken.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import shutil
+import socket
+import subprocess
+import time
+from typing import Any, Optional
+
+import httpx
+import pytest
+import requests
+
+CURL = shutil.which("curl") or "/usr/bin/curl"
+BODY = "ok\n"
+HEALTHY: dict[str, Any] = {"headers": {"content-type": "text/plain"}, "body": BODY}
+#: An RFC 7231 date is always 29 characters, so this keeps offsets intact.
+DATE = re.compile(rb"(date: )[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")
+
+
+def profile(*rules: dict, response: Optional[dict] = None, seed: int = 7, **listener: Any) -> dict:
+    return {
+        "version": 1,
+        "seed": seed,
+        "listeners": [
+            {
+                "name": "backend",
+                "bind": "127.0.0.1:0",
+                "response": response or HEALTHY,
+                "rules": list(rules),
+                **listener,
+            }
+        ],
+    }
+
+
+def on(path: str, action: str, **keys: Any) -> dict:
+    """A rule acting on one path."""
+    return {"match": {"path": path}, "action": action, **keys}
+
+
+def request(path: str, *headers: str, method: str = "GET", body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "host: faultserver", *headers]
+    if body:
+        lines.append(f"content-length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def connect(srv: Any, timeout: float = 3.0) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", srv["backend"].port), timeout=timeout)
+
+
+def read_to_end(sock: socket.socket) -> tuple[bytes, str]:
+    """Everything the server sends, and how it ended: "eof", "reset" or "timeout"."""
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data, "reset"
+        except socket.timeout:
+            return data, "timeout"
+        if not chunk:
+            return data, "eof"
+        data += chunk
+
+
+def exchange(srv: Any, data: bytes, timeout: float = 3.0) -> tuple[bytes, str]:
+    with connect(srv, timeout) as sock:
+        sock.sendall(data)
+        return read_to_end(sock)
+
+
+def same_date(data: bytes) -> bytes:
+    return DATE.sub(rb"\1DDD, DD MMM YYYY HH:MM:SS GMT", data)
+
+
+def healthy_bytes(srv: Any, path: str = "/healthy") -> bytes:
+    """The full healthy response to GET `path` (the listener's response closes: framing close)."""
+    data, how = exchange(srv, request(path, "connection: close"))
+    assert how == "eof"
+    return data
+
+
+def assert_serving(srv: Any) -> None:
+    """The listener still answers a healthy request after the fault (httpx checks the framing)."""
+    with httpx.Client(timeout=5, verify=False) as client:
+        r = client.get(srv.url + "/healthy")
+    assert r.status_code == 200
+    assert len(r.content) == int(r.headers["content-length"]) > 0
+
+
+def curl(url: str, *args: str, max_time: float = 5) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CURL, "-sS", "-m", str(max_time), *args, url], capture_output=True, timeout=30
+    )
+
+
+def timed_recv(sock: socket.socket) -> tuple[bytes, str, float]:
+    start = time.monotonic()
+    data, how = read_to_end(sock)
+    return data, how, time.monotonic() - start
+
+
+# --- respond ----------------------------------------------------------------------------
+
+
+def test_respond_overrides_status_headers_and_body(faultserver):
+    srv = faultserver(profile(on("/busy", "respond", status=503, headers={"Retry-After": "1"}, body="busy\n")))
+    data, how = exchange(srv, request("/busy"), timeout=0.5)
+    assert how == "timeout"  # kept alive: nothing more comes
+    assert same_date(data) == (
+        b"HTTP/1.1 503 Service Unavailable\r\ndate: DDD, DD MMM YYYY HH:MM:SS GMT\r\n"
+        b"content-type: text/plain\r\nRetry-After: 1\r\ncontent-length: 5\r\n\r\nbusy\n"
+    )
+    r = httpx.get(srv.url + "/busy", timeout=5)
+    assert (r.status_code, r.headers["retry-after"], r.text) == (503, "1", "busy\n")
+    r2 = requests.get(srv.url + "/busy", timeout=5)
+    assert (r2.status_code, r2.text) == (503, "busy\n")
+    assert_serving(srv)
+
+
+def test_respond_override_replaces_a_header_of_any_case(faultserver):
+    srv = faultserver(profile(on("/t", "respond", headers={"Content-Type": "application/xml"})))
+    r = httpx.get(srv.url + "/t", timeout=5)
+    assert r.headers.get_list("content-type") == ["application/xml"]
+    assert r.text == BODY
+
+
+def test_respond_framing_chunked_is_exact_and_kept_alive(faultserver):
+    srv = faultserver(profile(on("/c", "respond", framing="chunked")))
+    with connect(srv, timeout=0.5) as sock:
+        sock.sendall(request("/c") + request("/healthy"))
+        data, how = read_to_end(sock)
+    assert how == "timeout"
+    first, _, rest = same_date(data).partition(b"0\r\n\r\n")
+    assert first + b"0\r\n\r\n" == (
+        b"HTTP/1.1 200 OK\r\ndate: DDD, DD MMM YYYY HH:MM:SS GMT\r\ncontent-type: text/plain\r\n"
+        b"transfer-encoding: chunked\r\n\r\n3\r\nok\n\r\n0\r\n\r\n"
+    )
+    assert rest.startswith(b"HTTP/1.1 200 OK\r\n")  # the next request on the same connection
+    r = httpx.get(srv.url + "/c", timeout=5)
+    assert (r.headers["transfer-encoding"], r.text) == ("chunked", BODY)
+
+
+def test_respond_framing_close_ends_the_body_with_fin(faultserver):
+    srv = faultserver(profile(on("/c", "respond", framing="close")))
+    data, how = exchange(srv, request("/c"))
+    assert how == "eof"
+    assert same_date(data) == (
+        b"HTTP/1.1 200 OK\r\ndate: DDD, DD MMM YYYY HH:MM:SS GMT\r\ncontent-type: text/plain\r\n"
+        b"connection: close\r\n\r\nok\n"
+    )
+    r = requests.get(srv.url + "/c", timeout=5)
+    assert "content-length" not in r.headers and r.text == BODY
+    assert_serving(srv)
+
+
+def test_respond_connection_close_header_closes_gracefully(faultserver):
+    srv = faultserver(profile(on("/bye", "respond", headers={"connection": "close"})))
+    with connect(srv) as sock:
+        sock.sendall(request("/bye") + request("/never"))  # the pipelined one is not answered
+        data, how = read_to_end(sock)
+    assert how == "eof"
+    assert data.count(b"HTTP/1.1") == 1
+    assert b"connection: close\r\ncontent-length: 3\r\n\r\nok\n" in data
+    assert [e["path"] for e in srv.requests()] == ["/bye"]  # handled in order: none after the close
+    assert_serving(srv)
+
+
+def test_respond_generated_body_of_a_size(faultserver):
+    srv = faultserver(profile(on("/big", "respond", body={"size": "4KiB"})))
+    r = httpx.get(srv.url + "/big", timeout=5)
+    assert len(r.content) == 4096
+    assert r.content.startswith(b"faultserver filler ")
+    assert r.headers["content-length"] == "4096"
+
+
+# --- close --------------------------------------------------------------------------------
+
+
+def test_close_client_reads_eof_with_zero_bytes(faultserver):
+    srv = faultserver(profile(on("/close", "close")))
+    data, how = exchange(srv, request("/close"))
+    assert (data, how) == (b"", "eof")
+    assert srv.wait_for(type="fault", action="close", timeout=2)["path"] == "/close"
+    assert_serving(srv)
+
+
+def test_close_with_pipelined_requests_unread_is_still_a_fin(faultserver):
+    srv = faultserver(profile(on("/close", "close")))
+    data, how = exchange(srv, request("/close") + request("/a") + request("/b"))
+    assert (data, how) == (b"", "eof")
+    assert_serving(srv)
+
+
+def test_close_with_a_large_unread_request_body_is_still_a_fin(faultserver):
+    srv = faultserver(profile(on("/close", "close")))
+    big = b"x" * (4 * 1024 * 1024)
+    with connect(srv, timeout=5) as sock:
+        # the second request's 4 MiB body is never read as a request: the drain eats it
+        sock.sendall(request("/close") + request("/upload", method="POST", body=big))
+        data, how = read_to_end(sock)
+    assert (data, how) == (b"", "eof")
+    assert_serving(srv)
+
+
+def test_close_writing_again_then_reading_gives_eof_not_reset(faultserver):
+    srv = faultserver(profile(on("/close", "close", drain="3s")))
+    with connect(srv) as sock:
+        sock.sendall(request("/close"))
+        assert read_to_end(sock) == (b"", "eof")
+        sock.sendall(request("/again"))  # the server's side is still open for reading
+        time.sleep(0.1)
+        assert read_to_end(sock) == (b"", "eof")
+    assert [e["path"] for e in srv.requests()] == ["/close"]  # what came after was discarded
+
+
+def test_close_with_zero_drain_and_unread_bytes_is_still_a_fin(faultserver):
+    srv = faultserver(profile(on("/close", "close", drain=0)))
+    data, how = exchange(srv, request("/close") + request("/pipelined", method="POST", body=b"y" * 50_000))
+    assert (data, how) == (b"", "eof")
+    assert_serving(srv)
+
+
+def test_close_as_clients_report_it(faultserver):
+    srv = faultserver(profile(on("/close", "close")))
+    with pytest.raises(httpx.RemoteProtocolError, match=r"^Server disconnected without sending a response\.$"):
+        httpx.get(srv.url + "/close", timeout=5)
+    with pytest.raises(requests.ConnectionError, match=r"RemoteDisconnected\('Remote end closed connection without response'\)"):
+        requests.get(srv.url + "/close", timeout=5)
+    result = curl(srv.url + "/close")
+    assert result.returncode == 52, result.stderr  # CURLE_GOT_NOTHING: "Empty reply from server"
+    assert b"Empty reply from server" in result.stderr
+    assert_serving(srv)
+
+
+def test_close_at_connect_gives_eof_before_any_byte(faultserver):
+    srv = faultserver(profile({"at": "connect", "action": "close", "times": 2}))
+    with connect(srv) as sock:
+        srv.wait_for(type="fault", action="close", timeout=2)
+        sock.sendall(request("/late", method="POST", body=b"z" * 200_000))  # unread, still a FIN
+        assert read_to_end(sock) == (b"", "eof")
+    assert curl(srv.url + "/x").returncode == 52
+    assert srv.requests() == []  # nothing was read as a request
+    assert_serving(srv)
+
+
+# --- reset --------------------------------------------------------------------------------
+
+
+def test_reset_raw_socket_gets_econnreset(faultserver):
+    srv = faultserver(profile(on("/reset", "reset")))
+    with connect(srv) as sock:
+        sock.sendall(request("/reset"))
+        with pytest.raises(ConnectionResetError) as info:
+            while sock.recv(65536):
+                pass
+    assert info.value.errno == errno.ECONNRESET
+    assert_serving(srv)
+
+
+def test_reset_as_clients_report_it(faultserver):
+    srv = faultserver(profile(on("/reset", "reset")))
+    with pytest.raises(httpx.ReadError, match=r"^\[Errno 104\] Connection reset by peer$"):
+        httpx.get(srv.url + "/reset", timeout=5)
+    with pytest.raises(requests.ConnectionError) as info:
+        requests.get(srv.url + "/reset", timeout=5)
+    assert "ConnectionResetError(104, 'Connection reset by peer')" in str(info.value)
+    result = curl(srv.url + "/reset")
+    assert result.returncode == 56, result.stderr  # CURLE_RECV_ERROR
+    assert b"Connection reset by peer" in result.stderr
+    assert_serving(srv)
+
+
+def test_reset_at_connect_resets_the_new_connection(faultserver):
+    srv = faultserver(profile({"at": "connect", "action": "reset", "times": 2}))
+    with connect(srv) as sock:
+        srv.wait_for(type="fault", action="reset", timeout=2)
+        time.sleep(0.05)
+        with pytest.raises(ConnectionResetError):
+            sock.sendall(request("/x"))
+            sock.recv(65536)
+    # curl meets the RST while its connect() is still being checked (7) or on its first
+    # read (56), depending on whether the RST beats its connect check
+    assert curl(srv.url + "/x").returncode in (7, 56)
+    assert srv.requests() == []
+    assert_serving(srv)
+
+
+# --- hang ---------------------------------------------------------------------------------
+
+
+def test_hang_client_times_out_and_bytes_sent_are_discarded(faultserver):
+    srv = faultserver(profile(on("/hang", "hang")))
+    with connect(srv, timeout=0.5) as sock:
+        sock.sendall(request("/hang"))
+        assert read_to_end(sock) == (b"", "timeout")
+        sock.sendall(request("/more") + b"not even http\r\n\r\n")  # read and discarded
+        assert read_to_end(sock) == (b"", "timeout")
+    assert [e["path"] for e in srv.requests()] == ["/hang"]
+    assert_serving(srv)
+
+
+def test_hang_as_clients_report_it(faultserver):
+    srv = faultserver(profile(on("/hang", "hang")))
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(srv.url + "/hang", timeout=0.5)
+    with pytest.raises(requests.ReadTimeout):
+        requests.get(srv.url + "/hang", timeout=0.5)
+    result = curl(srv.url + "/hang", max_time=0.5)
+    assert result.returncode == 28, result.stderr  # CURLE_OPERATION_TIMEDOUT
+    assert_serving(srv)
+
+
+def test_hang_for_closes_with_fin_after_the_time(faultserver):
+    srv = faultserver(profile(on("/hang", "hang", **{"for": "400ms"})))
+    with connect(srv, timeout=5) as sock:
+        sock.sendall(request("/hang"))
+        data, how, took = timed_recv(sock)
+    assert (data, how) == (b"", "eof")
+    assert 0.35 <= took < 5
+    with pytest.raises(httpx.RemoteProtocolError, match=r"^Server disconnected without sending a response\.$"):
+        httpx.get(srv.url + "/hang", timeout=5)
+    assert_serving(srv)
+
+
+def test_hang_at_connect_holds_the_connection_silently(faultserver):
+    srv = faultserver(profile({"at": "connect", "action": "hang", "for": "300ms", "times": 1}))
+    with connect(srv, timeout=5) as sock:
+        sock.sendall(request("/x"))
+        data, how, took = timed_recv(sock)
+    assert (data, how) == (b"", "eof")
+    assert took >= 0.2
+    assert srv.requests() == []
+    assert_serving(srv)
+
+
+# --- partial ------------------------------------------------------------------------------
+
+FILLER_RESPONSE = {"headers": {"content-type": "text/plain"}, "body": {"size": "1KiB"}}
+
+
+def test_partial_sends_exactly_the_first_bytes_then_fin(faultserver):
+    srv = faultserver(profile(on("/p", "partial", bytes=200), response=FILLER_RESPONSE))
+    full = healthy_bytes(srv)
+    data, how = exchange(srv, request("/p", "connection: close"))
+    assert how == "eof"
+    assert len(data) == 200
+    assert same_date(data) == same_date(full)[:200]
+    assert_serving(srv)
+
+
+def test_partial_within_the_status_line(faultserver):
+    srv = faultserver(profile(on("/p", "partial", bytes=5)))
+    assert exchange(srv, request("/p")) == (b"HTTP/", "eof")
+
+
+def test_partial_larger_than_the_response_sends_it_all(faultserver):
+    srv = faultserver(profile(on("/p", "partial", bytes="1MiB")))
+    data, how = exchange(srv, request("/p", "connection: close"))
+    assert how == "eof"
+    assert same_date(data) == same_date(healthy_bytes(srv))
+
+
+def test_partial_then_reset_delivers_the_bytes_before_the_rst(faultserver):
+    srv = faultserver(profile(on("/p", "partial", bytes=20, then="reset")))
+    with connect(srv) as sock:
+        sock.sendall(request("/p"))
+        time.sleep(0.2)  # let the RST arrive too: the bytes must still be readable first
+        data, how = read_to_end(sock)
+    assert (data, how) == (b"HTTP/1.1 200 OK\r\ndat", "reset")
+    assert_serving(srv)
+
+
+def test_partial_then_hang_keeps_the_connection_silent(faultserver):
+    srv = faultserver(profile(on("/p", "partial", bytes=17, then="hang")))
+    with connect(srv, timeout=0.5) as sock:
+        sock.sendall(request("/p"))
+        assert read_to_end(sock) == (b"HTTP/1.1 200 OK\r\n", "timeout")
+    assert_serving(srv)
+
+
+def test_partial_in_the_body_as_clients_report_it(faultserver):
+    srv = faultserver(
+        profile(
+            on("/close", "partial", bytes=300),
+            on("/reset", "partial", bytes=300, then="reset"),
+            response=FILLER_RESPONSE,
+        )
+    )
+    with pytest.raises(httpx.RemoteProtocolError, match=r"^peer closed connection without sending complete message body"):
+        httpx.get(srv.url + "/close", timeout=5)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError, match=r"IncompleteRead"):
+        requests.get(srv.url + "/close", timeout=5)
+    result = curl(srv.url + "/close")
+    assert result.returncode == 18, result.stderr  # CURLE_PARTIAL_FILE
+    with pytest.raises(httpx.ReadError, match=r"^\[Errno 104\] Connection reset by peer$"):
+        httpx.get(srv.url + "/reset", timeout=5)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError, match=r"Connection reset by peer"):
+        requests.get(srv.url + "/reset", timeout=5)
+    assert curl(srv.url + "/reset").returncode == 56
+    assert_serving(srv)
+
+
+def test_partial_cut_in_the_headers_is_taken_for_an_empty_200_by_requests_and_curl(faultserver):
+    # A finding worth knowing: "HTTP/1.1 200 OK\r\ndat" then FIN is read by http.client and
+    # curl as a 200 whose body ends at the close; httpx refuses it.
+    srv = faultserver(profile(on("/p", "partial", bytes=20)))
+    r = requests.get(srv.url + "/p", timeout=5)
+    assert (r.status_code, r.content) == (200, b"")
+    result = curl(srv.url + "/p")
+    assert (result.returncode, result.stdout) == (0, b"")
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(srv.url + "/p", timeout=5)
+
+
+# --- dribble ------------------------------------------------------------------------------
+
+
+def test_dribble_chunk_and_interval_sends_every_byte_in_pieces(faultserver):
+    srv = faultserver(profile(on("/d", "dribble", chunk=16, interval="20ms")))
+    full = healthy_bytes(srv)
+    with connect(srv, timeout=5) as sock:
+        sock.sendall(request("/d", "connection: close"))
+        start = time.monotonic()
+        pieces = []
+        while chunk := sock.recv(65536):
+            pieces.append(chunk)
+        took = time.monotonic() - start
+    data = b"".join(pieces)
+    assert same_date(data) == same_date(full)
+    n = -(-len(full) // 16)  # pieces sent
+    assert len(pieces) >= 3  # it did arrive in pieces (the client may merge some)
+    assert (n - 1) * 0.02 * 0.5 <= took < 5
+    assert_serving(srv)
+
+
+def test_dribble_rate_paces_the_whole_response(faultserver):
+    srv = faultserver(profile(on("/d", "dribble", rate="2KiB/s"), response=FILLER_RESPONSE))
+    full = healthy_bytes(srv)
+    start = time.monotonic()
+    data, how = exchange(srv, request("/d", "connection: close"), timeout=10)
+    took = time.monotonic() - start
+    assert how == "eof"
+    assert same_date(data) == same_date(full)
+    assert len(full) / 2048 * 0.6 <= took < 5  # ~0.55 s at 2 KiB/s
+
+
+def test_dribble_interval_drawn_from_a_distribution(faultserver):
+    srv = faultserver(profile(on("/d", "dribble", chunk=8, interval={"uniform": ["5ms", "15ms"]})))
+    full = healthy_bytes(srv)
+    start = time.monotonic()
+    r = httpx.get(srv.url + "/d", headers={"connection": "close"}, timeout=5)
+    took = time.monotonic() - start
+    assert (r.status_code, r.text) == (200, BODY)
+    assert -(-len(full) // 8) * 0.005 * 0.5 <= took < 5
+
+
+def test_dribble_as_clients_report_it(faultserver):
+    srv = faultserver(profile(on("/d", "dribble", chunk=32, interval="5ms")))
+    r = requests.get(srv.url + "/d", timeout=5)
+    assert (r.status_code, r.text) == (200, BODY)
+    result = curl(srv.url + "/d")
+    assert (result.returncode, result.stdout) == (0, BODY.encode())
+    with pytest.raises(httpx.ReadTimeout):  # a read timeout counts per read: pieces keep it alive
+        httpx.get(srv.url + "/d", timeout=httpx.Timeout(5, read=0.001))
+    assert_serving(srv)
+
+
+# --- garbage ------------------------------------------------------------------------------
+
+
+def garbage_bytes(faultserver: Any, seed: int, size: Optional[str] = None) -> bytes:
+    keys = {"bytes": size} if size else {}
+    srv = faultserver(profile(on("/g", "garbage", **keys), seed=seed))
+    data, how = exchange(srv, request("/g"))
+    assert how == "eof"
+    return data
+
+
+def test_garbage_is_seeded_and_not_http(faultserver):
+    first = garbage_bytes(faultserver, seed=11)
+    again = garbage_bytes(faultserver, seed=11)
+    other = garbage_bytes(faultserver, seed=12)
+    assert first == again
+    assert other != first
+    assert len(first) == 64
+    assert not first.startswith(b"H") and not other.startswith(b"H")
+
+
+def test_garbage_size(faultserver):
+    assert len(garbage_bytes(faultserver, seed=3, size="1KiB")) == 1024
+
+
+def test_garbage_as_clients_report_it(faultserver):
+    srv = faultserver(profile(on("/g", "garbage")))
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(srv.url + "/g", timeout=5)
+    with pytest.raises(requests.ConnectionError, match=r"BadStatusLine"):
+        requests.get(srv.url + "/g", timeout=5)
+    result = curl(srv.url + "/g")
+    assert result.returncode == 1, result.stderr  # CURLE_UNSUPPORTED_PROTOCOL
+    assert b"Received HTTP/0.9 when not allowed" in result.stderr
+    assert_serving(srv)
+
+
+def test_garbage_at_connect_arrives_before_any_request(faultserver):
+    srv = faultserver(profile({"at": "connect", "action": "garbage", "bytes": 32, "times": 1}))
+    with connect(srv) as sock:
+        data, how = read_to_end(sock)  # nothing sent: the bytes come anyway
+    assert how == "eof" and len(data) == 32 and not data.startswith(b"H")
+    assert srv.requests() == []
+    assert_serving(srv)
+
+
+# --- delay before an action ---------------------------------------------------------------
+
+
+def test_delay_then_action(faultserver):
+    srv = faultserver(profile(on("/slow-reset", "reset", delay="300ms")))
+    with connect(srv, timeout=5) as sock:
+        sock.sendall(request("/slow-reset"))
+        data, how, took = timed_recv(sock)
+    assert (data, how) == (b"", "reset")
+    assert 0.25 <= took < 5
+    assert_serving(srv)
+
+
+def test_partial_of_an_http10_response_is_the_response_respond_would_send(faultserver):
+    srv = faultserver(profile(on("/p", "partial", bytes="1MiB")))
+    data, how = exchange(srv, b"GET /p HTTP/1.0\r\n\r\n")
+    assert how == "eof"
+    assert b"connection: close\r\n" in data and b"keep-alive" not in data
+    assert data.endswith(b"\r\n\r\nok\n")
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+def test_peer_close_is_reported_once_per_connection(faultserver):
+    srv = faultserver(profile())
+    with connect(srv) as sock:
+        sock.sendall(request("/a"))
+        sock.recv(65536)
+    event = srv.wait_for(type="peer_close", timeout=2)
+    time.sleep(0.2)
+    assert event["how"] == "fin"
+    assert len(srv.events(type="peer_close", conn=event["conn"])) == 1
