@@ -13,6 +13,12 @@ lands on Hypercorn's `send_eof()` and the socket is never shut down nor closed: 
 client waits for a FIN that never comes. Every `send` therefore runs shielded; the
 cancellation arrives after it, once the socket is closed.
 
+Hypercorn's own sends are shielded too, so a response to a client that stopped reading
+(an SSE reader paused in a pager) would block in `send` for ever, and with it the
+server's shutdown. The wrapper therefore knows each request's socket, and when the
+admin API stops it closes the sockets of the requests still running, which wakes any
+blocked send.
+
 A body over `MAX_BODY_BYTES` gets its 413 at once and the connection closes with the
 rest of the body unread, so the close is an RST; Linux keeps the bytes a client has
 already received readable after an RST, and httpx, requests and curl all read the 413.
@@ -54,12 +60,12 @@ ACCEPT_MODES = ("open", "refuse", "stall")
 ASGIMessage = dict[str, Any]
 
 
-def _json_bytes(data: Any) -> str:
+def _json_text(data: Any) -> str:
     return json.dumps(data, default=str) + "\n"
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    return Response(_json_bytes(data), status=status, content_type="application/json")
+    return Response(_json_text(data), status=status, content_type="application/json")
 
 
 def _error(status: int, message: str, **extra: Any) -> Response:
@@ -79,6 +85,20 @@ class _AdminASGI:
 
     def __init__(self, app: QuartTrio) -> None:
         self.app = app
+        #: the sockets of the requests being answered now (closed by `abort_running`)
+        self.running: set[Any] = set()
+
+    def abort_running(self) -> int:
+        """Close the socket of every request still being answered; returns how many."""
+        count = 0
+        for stream in list(self.running):
+            try:
+                stream.socket.close()  # wakes a send blocked on it (trio notifies the waiter)
+                count += 1
+            except Exception:  # pragma: no cover - already closed
+                pass
+        self.running.clear()
+        return count
 
     async def __call__(
         self,
@@ -90,7 +110,33 @@ class _AdminASGI:
             with trio.CancelScope(shield=True):
                 await send(message)
 
-        await self.app(scope, receive, shielded_send)
+        stream = _socket_stream_of(send)
+        if stream is not None:
+            self.running.add(stream)
+        try:
+            await self.app(scope, receive, shielded_send)
+        finally:
+            self.running.discard(stream)
+
+
+def _socket_stream_of(send: Any) -> Optional[trio.SocketStream]:
+    """The `trio.SocketStream` behind Hypercorn's ASGI `send`, or None.
+
+    The ASGI scope does not expose the connection, but Hypercorn's `send` is a bound
+    method whose owner sends through another bound method, down to its TCP server
+    (`HTTPStream.app_send` -> `H11Protocol.stream_send` -> `TCPServer.protocol_send`,
+    whose owner holds `stream`). Should that change, None: nothing is tracked.
+    """
+    fn = send
+    for _ in range(6):
+        owner = getattr(fn, "__self__", None)
+        if owner is None:
+            return None
+        stream = getattr(owner, "stream", None)
+        if isinstance(stream, trio.SocketStream):
+            return stream
+        fn = getattr(owner, "send", None)
+    return None
 
 
 def create_app(server: Any) -> QuartTrio:
@@ -114,6 +160,8 @@ def create_app(server: Any) -> QuartTrio:
         if not (ok and scheme.lower() == "bearer"):
             resp = _error(401, "missing or wrong token: send 'Authorization: Bearer TOKEN'")
             resp.headers["www-authenticate"] = 'Bearer realm="faultserver"'
+            # answered before any body is read: Hypercorn may close after it, so say so
+            resp.headers["connection"] = "close"
             return resp
         return None
 
@@ -247,26 +295,13 @@ def create_app(server: Any) -> QuartTrio:
             return _error(409, str(exc))
         return _json({"listeners": [server.listener_info(rt) for rt in server.listeners.values()]})
 
-    def _int_arg(name: str, default: Optional[int]) -> Optional[int]:
-        value = request.args.get(name)
-        if value is None:
-            return default
-        try:
-            number = int(value)
-        except ValueError:
-            number = -1
-        if number < 0:
-            raise UsageError(f"{name} must be an integer 0 or more, got {value!r}")
-        return number
-
     @app.get("/events")
     async def events() -> Response:
         try:
-            since = _int_arg("since", 0)
-            limit = _int_arg("limit", None)
+            since = _count("since", request.args.get("since")) or 0
+            limit = _count("limit", request.args.get("limit"))
         except UsageError as exc:
             return _error(400, str(exc))
-        assert since is not None
         items, missed = server.events.since(since, limit)
         return _json({"events": items, "missed": missed})
 
@@ -274,11 +309,11 @@ def create_app(server: Any) -> QuartTrio:
     async def events_stream() -> Response:
         # ?since=ID, or the Last-Event-ID a reconnecting EventSource sends; default: live only
         try:
-            since = _int_arg("since", None)
-            if since is None and request.headers.get("last-event-id", "").strip():
-                since = int(request.headers["last-event-id"])
-        except (UsageError, ValueError) as exc:
-            return _error(400, str(exc) if isinstance(exc, UsageError) else "Last-Event-ID must be an integer")
+            since = _count("since", request.args.get("since"))
+            if since is None:
+                since = _count("Last-Event-ID", request.headers.get("last-event-id") or None)
+        except UsageError as exc:
+            return _error(400, str(exc))
         log_ = server.events
         send, receive = trio.open_memory_channel[dict](SSE_BUFFER)
         dropped = [0]
@@ -338,6 +373,19 @@ def create_app(server: Any) -> QuartTrio:
     return app
 
 
+def _count(name: str, value: Optional[str]) -> Optional[int]:
+    """A query parameter or header that must be an integer 0 or more (None when absent)."""
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise UsageError(f"{name} must be an integer 0 or more, got {value!r}")
+    return number
+
+
 def _sse(kind: Optional[str], data: dict) -> bytes:
     head = f"event: {kind}\n" if kind else f"id: {data['id']}\n"
     return f"{head}data: {json.dumps(data, default=str)}\n\n".encode()
@@ -356,9 +404,7 @@ _ADMIN_LOG.addFilter(_QuietStartFilter())
 
 async def serve_admin(server: Any, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the admin API until the server stops; reports its base URL as started."""
-    host, port = server.control_bind
-    if not server.token and not is_loopback(host):
-        raise StartError(refuse_message(host, port))
+    host, port = server.control_bind  # Server.run refused a public one without a token
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
@@ -378,6 +424,11 @@ async def serve_admin(server: Any, task_status: Any = trio.TASK_STATUS_IGNORED) 
             ) from None
         log.info("control start url=%s token=%s", binds[0], "yes" if server.token else "no")
         task_status.started(binds[0])
+        try:
+            await trio.sleep_forever()
+        finally:
+            # stopping: a send blocked on a client that stopped reading must not hold us
+            app.abort_running()
 
 
 def refuse_message(host: str, port: int) -> str:

@@ -36,7 +36,7 @@ from .._profile.model import (
     Partial,
     Respond,
 )
-from .sockets import PEER_GONE, abort, drain_and_close, send_all, wait_delivered
+from .sockets import PEER_GONE, abort, drain_and_close, recv_some, send_all, wait_delivered
 
 if TYPE_CHECKING:
     from .listener import ListenerRuntime
@@ -84,6 +84,7 @@ class Connection:
         "_expect_continue",
         "_parser",
         "_http09",
+        "_begun",
         "_error_message",
         "_peer_gone",
     )
@@ -109,6 +110,7 @@ class Connection:
         self._expect_continue = False
         self._parser = httptools.HttpRequestParser(self)
         self._http09 = False
+        self._begun = 0
         self._error_message = ""
         self._peer_gone = False
 
@@ -116,6 +118,8 @@ class Connection:
 
     def on_message_begin(self) -> None:
         self._msg_state = _HEADERS
+        self._begun += 1
+        self._header_bytes = 0
         self._url = b""
         self._headers = []
         self._body = []
@@ -241,6 +245,7 @@ class Connection:
         head_deadline = started + limits.header_timeout_s
         idle_deadline = started + idle.draw(rt.keepalive_rng) if idle is not None else math.inf
         head_used = 0
+        body_used = 0
         while True:
             state = self._msg_state
             if state == _IDLE:
@@ -250,15 +255,22 @@ class Connection:
             else:
                 # a body may take long, but not stall: each read gets header_timeout
                 deadline = trio.current_time() + limits.header_timeout_s
-            with trio.move_on_at(deadline) as waiting:
-                try:
-                    data = await sock.recv(65536)
-                except ConnectionResetError:
-                    self._peer_closed("rst")
-                    self.closed = True
-                    sock.close()
-                    return
-            if waiting.cancelled_caught:
+            timed_out = False
+            try:
+                if deadline == math.inf:
+                    # no clock on this read (keep-alive, between requests): a cancel
+                    # scope costs more than parsing and answering a small request
+                    data = await recv_some(sock)
+                else:
+                    with trio.move_on_at(deadline) as waiting:
+                        data = await recv_some(sock)
+                    timed_out = waiting.cancelled_caught
+            except ConnectionResetError:
+                self._peer_closed("rst")
+                self.closed = True
+                sock.close()
+                return
+            if timed_out:
                 if self._msg_state == _IDLE and trio.current_time() >= idle_deadline:
                     rt.events.emit("idle_close", rt.name, conn=self.id, peer=self.peer)
                     await self._graceful_close()
@@ -270,9 +282,22 @@ class Connection:
                 if self._msg_state != _IDLE:
                     await self._error(400, "request ended before it was complete")
                 return
-            if state != _BODY:
+            if state == _BODY:
+                body_used += len(data)
+            else:
                 head_used += len(data)
+            begun = self._begun
             self._feed(data)
+            if self._begun != begun and self._msg_state != _IDLE:
+                # a request began inside this read (after others, when pipelined): only
+                # what the parser has seen of it counts, and its header clock starts now
+                head_used = self._header_bytes
+                head_deadline = trio.current_time() + limits.header_timeout_s
+            if self._msg_state != _BODY:
+                body_used = 0
+            elif body_used > 2 * limits.max_body_bytes + limits.max_header_bytes:
+                # framing counts too: chunk extensions and trailers cannot go on forever
+                self._limit_status = self._limit_status or 413
             if self._msg_state == _HEADERS and head_used > limits.max_header_bytes:
                 await self._error(431, "request headers too large")
             if self._http09:
@@ -280,6 +305,7 @@ class Connection:
             if self._expect_continue and self._msg_state == _BODY and not self._limit_status:
                 self._expect_continue = False
                 await send_all(sock, _CONTINUE)
+            answered = bool(self._pending)
             while self._pending:
                 request = self._pending.popleft()
                 await self._handle(request)
@@ -297,6 +323,10 @@ class Connection:
                 await self._error(
                     self._limit_status, self._error_message or _LIMIT_MESSAGES[self._limit_status]
                 )
+            if not answered:
+                # recv_some does not yield after a read that found data; an answer
+                # yields in its send, and a read that brought no whole request here
+                await trio.lowlevel.cancel_shielded_checkpoint()
             if self._msg_state == _IDLE:
                 head_used = 0
                 self.busy = False
@@ -304,8 +334,6 @@ class Connection:
                 head_deadline = math.inf
                 if idle is not None:
                     idle_deadline = trio.current_time() + idle.draw(rt.keepalive_rng)
-            elif state == _IDLE:
-                head_deadline = trio.current_time() + limits.header_timeout_s
 
     def _feed(self, data: bytes) -> None:
         try:
@@ -356,7 +384,7 @@ class Connection:
             }
             if retry:
                 fields["retry"] = True
-            rt.events.emit("request", rt.name, **fields)
+            rt.events.emit_fields("request", rt.name, fields)
             if rt.log_debug:
                 log.debug(
                     "request listener=%s conn=%d peer=%s method=%s path=%s n=%d retry=%s",
@@ -406,7 +434,7 @@ class Connection:
         await send_all(self.sock, data)
         status = prepared.response.status
         self.rt.stats.responses[status] += 1
-        self.rt.events.emit("response", self.rt.name, status=status, **fields)
+        self.rt.events.emit_fields("response", self.rt.name, fields, status=status)
         if prepared.closes_after(request):
             await self._graceful_close()
 
@@ -436,7 +464,7 @@ class Connection:
                 await send_all(self.sock, view[offset : offset + chunk])
         status = prepared.response.status
         self.rt.stats.responses[status] += 1
-        self.rt.events.emit("response", self.rt.name, status=status, **fields)
+        self.rt.events.emit_fields("response", self.rt.name, fields, status=status)
         if prepared.closes_after(request):
             await self._graceful_close()
 

@@ -26,6 +26,7 @@ __all__ = [
     "abort",
     "bind_listener",
     "drain_and_close",
+    "recv_some",
     "send_all",
     "unlisten",
     "unsent_bytes",
@@ -33,6 +34,9 @@ __all__ = [
 
 #: Errors that mean the peer went away; never worth a traceback.
 PEER_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
+
+#: The most one read takes (a request's head and more, or a good piece of a body).
+RECV_BYTES = 65536
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _LINGER_RST = struct.pack("ii", 1, 0)
@@ -105,15 +109,51 @@ def abort(sock: trio.socket.SocketType) -> None:
 
 
 async def send_all(sock: trio.socket.SocketType, data: bytes) -> None:
-    """Send every byte (trio's `send` may take part of a large buffer)."""
+    """Send every byte (trio's `send` may take part of a large buffer).
+
+    The first try is trio's `send` without its wrapper's cost (this runs per request):
+    the same cancellation check, the socket call, and the same trip through the
+    scheduler after it. That trip matters: by the time this task runs again, a client
+    that waited for this answer has often sent its next request, so the next read
+    finds it at once instead of asking epoll to wait for it.
+    """
     if not data:
         return
-    sent = await sock.send(data)
+    await trio.lowlevel.checkpoint_if_cancelled()
+    try:
+        sent = sock._sock.send(data)  # type: ignore[attr-defined]
+    except BlockingIOError:
+        sent = 0
+    else:
+        await trio.lowlevel.cancel_shielded_checkpoint()
     if sent == len(data):
         return
     view = memoryview(data)
     while sent < len(view):
         sent += await sock.send(view[sent:])
+
+
+async def recv_some(sock: trio.socket.SocketType) -> bytes:
+    """`sock.recv(RECV_BYTES)` as trio does it, minus its wrapper's cost and one thing:
+    a read that finds data at once does not yield to the scheduler after it.
+
+    The caller yields instead, once per read (the connection loop: in the `send_all`
+    of its answer, or explicitly when it answered nothing), which saves a trip through
+    the scheduler per request. Cancellation is checked first, as in trio; when nothing
+    is there, it waits until the socket is readable (a checkpoint).
+    """
+    raw = sock._sock  # type: ignore[attr-defined]
+    await trio.lowlevel.checkpoint_if_cancelled()
+    try:
+        return raw.recv(RECV_BYTES)
+    except BlockingIOError:
+        pass
+    while True:
+        await trio.lowlevel.wait_readable(raw)
+        try:
+            return raw.recv(RECV_BYTES)
+        except BlockingIOError:
+            pass
 
 
 def unsent_bytes(sock: trio.socket.SocketType) -> int:

@@ -238,10 +238,15 @@ def admin(faultserver: Any) -> Iterator[Callable[..., tuple[Any, httpx.Client]]]
         client.close()
 
 
+#: This module, taken while it is imported: `sys.modules["conftest"]` later names whichever
+#: directory's conftest was imported last.
+_THIS = sys.modules[__name__]
+
+
 @pytest.fixture
 def adm() -> Any:
     """This module's helpers (`adm.connect(...)`, `adm.profile(...)`) for the test modules."""
-    return sys.modules[__name__]
+    return _THIS
 
 
 def write_profile(path: Path, data: dict) -> Path:

@@ -7,7 +7,6 @@ import errno
 import socket
 import time
 
-import httpx
 import pytest
 
 UNKNOWN_CLSE = (
@@ -489,7 +488,7 @@ def test_metrics_parse_as_prometheus_text(admin, adm):
 
 
 def test_metrics_requests_in_flight_counts_a_delayed_request(admin, adm):
-    srv, api = admin(adm.profile(adm.listener(rules=[{"delay": "2s", "action": "respond"}])))
+    srv, api = admin(adm.profile(adm.listener(rules=[{"delay": "1s", "action": "respond"}])))
     sock = adm.connect(srv["backend"].port)
     sock.sendall(adm.request_bytes("/"))
     srv.wait_for(type="fault", timeout=2)

@@ -4,6 +4,7 @@ every field on every type, fingerprints and retries, the bounded buffer and `mis
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 
@@ -205,6 +206,12 @@ def test_events_bad_query_is_400(admin, adm, query, message):
         adm.assert_json_error(api.get(f"/events/stream?{query}"), 400, message)
 
 
+def test_events_stream_bad_last_event_id_is_400(admin, adm):
+    srv, api = admin(adm.profile())
+    r = api.get("/events/stream", headers={"last-event-id": "x"})
+    adm.assert_json_error(r, 400, "Last-Event-ID must be an integer 0 or more, got 'x'")
+
+
 def test_events_buffer_keeps_the_newest_10000_and_says_how_many_were_missed(admin, adm):
     srv, api = admin(adm.profile())
     sock = adm.connect(srv["backend"].port, timeout=30)
@@ -323,3 +330,60 @@ def test_event_log_a_failing_subscriber_does_not_break_emit(caplog):
     log.emit("b")
     assert [e["type"] for e in seen] == ["a", "b"]
     assert sum("event subscriber" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_events_stream_reader_that_stopped_reading_does_not_block_the_stop(admin, adm):
+    # Hypercorn's sends are shielded: without the admin API closing the sockets of the
+    # requests still running at stop, a stalled reader would hold the server for ever
+    srv, api = admin(adm.profile())
+    port = int(srv.control_url.rsplit(":", 1)[1])
+    reader = socket.socket()
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    reader.settimeout(5)
+    reader.connect(("127.0.0.1", port))
+    reader.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reader.recv(100).startswith(b"HTTP/1.1 200 ")  # then it reads no more
+    sock = adm.connect(srv["backend"].port)
+    for _ in range(100):  # 20,000 events, some MB of SSE: far more than the socket buffers
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 100)
+        received = b""
+        while received.count(b"HTTP/1.1 200") < 100:
+            data = sock.recv(1 << 20)
+            assert data
+            received += data
+    sock.close()
+    started = time.monotonic()
+    srv.stop()  # raises FaultserverError if the server has not stopped within 5 s
+    assert time.monotonic() - started < 5
+    reader.close()
+
+
+def test_events_stream_tells_a_slow_reader_how_many_it_missed(admin, adm):
+    srv, api = admin(adm.profile())
+    port = int(srv.control_url.rsplit(":", 1)[1])
+    reader = socket.socket()
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    reader.settimeout(5)
+    reader.connect(("127.0.0.1", port))
+    reader.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reader.recv(100).startswith(b"HTTP/1.1 200 ")
+    sock = adm.connect(srv["backend"].port)
+    for _ in range(100):
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 100)
+        received = b""
+        while received.count(b"HTTP/1.1 200") < 100:
+            data = sock.recv(1 << 20)
+            assert data
+            received += data
+    sock.close()
+    stream = b""
+    while b"event: missed\ndata: " not in stream or not stream.endswith(b"\n"):
+        data = reader.recv(1 << 20)
+        assert data, "the stream ended before saying what was missed"
+        stream += data
+    before, after = stream.split(b"event: missed\ndata: ", 1)
+    missed = json.loads(after.split(b"\n", 1)[0])["missed"]
+    ids = [int(m) for m in re.findall(rb"\nid: (\d+)\n", before)]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))  # no gap before the missed report
+    assert 0 < missed < 20_000
+    reader.close()

@@ -8,7 +8,6 @@ stderr, exit 2, no traceback; an invalid profile or a taken port starts nothing.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import resource

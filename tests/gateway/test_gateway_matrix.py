@@ -32,17 +32,9 @@ def _listener(**fields: Any) -> dict[str, Any]:
     return {"version": 1, "listeners": [{"name": "backend", "bind": "127.0.0.1:0", **fields}]}
 
 
-#: Used while profiles/NAME.yaml is not there: the same behaviour as profile-v1.md describes.
-D504CO_FALLBACK: dict[str, dict[str, Any]] = {
-    "refused": _listener(accept="refuse"),
-    "connect-timeout": _listener(accept="stall"),
-    "fin": _listener(
-        keepalive={"idle_close": "500ms"},
-        rules=[{"name": "fin-on-reuse", "match": {"request_on_connection": ">=2"}, "action": "close"}],
-    ),
-    "pool-exhaustion": _listener(rules=[{"name": "slow", "delay": "1s", "action": "respond"}]),
-    "reset": _listener(rules=[{"name": "reset", "action": "reset"}]),
-}
+#: Causes with a profile shipped in profiles/: the four D504CO ones (profile-v1.md, "The D504CO
+#: profiles") and reset. The table names these files, so the tests run exactly them.
+SHIPPED = ("refused", "connect-timeout", "fin", "pool-exhaustion", "reset")
 
 #: The non-D504CO rows of the matrix (no shipped file).
 EXTRA = {
@@ -61,11 +53,10 @@ EXTRA = {
 
 
 def profile(name: str) -> Union[str, dict[str, Any]]:
-    """The shipped profiles/NAME.yaml when it exists, else its stand-in."""
-    path = PROFILES / f"{name}.yaml"
-    if path.is_file():
-        return str(path)
-    return D504CO_FALLBACK[name] if name in D504CO_FALLBACK else EXTRA[name]
+    """profiles/NAME.yaml for a shipped cause, else the row's own dict."""
+    if name in SHIPPED:
+        return str(PROFILES / f"{name}.yaml")
+    return EXTRA[name]
 
 
 def start_backend(faultserver: Any, name: str) -> tuple[Any, int]:
@@ -421,6 +412,24 @@ def test_haproxy_fin_default_reuse_gives_every_client_its_own_connection(faultse
     assert [a.status for a in answers] == [200] * 4
     assert [e["request_on_connection"] for e in srv.requests()] == [1] * 4
     assert srv.events(type="fault") == []
+
+
+def test_haproxy_fin_idle_close_is_noticed_before_reuse(faultserver, haproxy):
+    srv, port = start_backend(faultserver, "fin")
+    gw = haproxy(port, backend_extra="http-reuse always")  # the idle connection is a candidate
+    assert send(gw.url, "GET", "/warm").status == 200
+    gw.log_line("GET", "/warm")
+    srv.wait_for(type="idle_close", timeout=5)
+    srv.wait_for(type="peer_close", timeout=2)  # HAProxy closed its idle connection at once
+    answer = send(gw.url, "GET", "/after-idle")
+    line = gw.log_line("GET", "/after-idle")
+    seen = requests_for(srv, "/after-idle")
+    report("haproxy", "fin (idle_close, then a request, http-reuse always)", status=answer.status,
+           log=_haproxy_cell(gw, line), backend_saw=[(e["conn"], e["request_on_connection"]) for e in seen])
+    assert answer.status == 200
+    assert gw.summary(line) == ("200", "----", "0")
+    assert [e["request_on_connection"] for e in seen] == [1]  # a new connection
+    assert srv.retries() == []
 
 
 def test_haproxy_pool_exhaustion_queue_timeout_gives_503_sq(faultserver, haproxy):

@@ -85,7 +85,22 @@ def test_admin_with_token_every_request_needs_it(cli):
                 r = client.request(method, path, content=b"version: 1\nlisteners: []\n")
                 assert r.status_code == 401
                 assert r.json() == {"error": "missing or wrong token: send 'Authorization: Bearer TOKEN'"}
+                assert r.headers["connection"] == "close"  # the body may be unread: no reuse
         assert good.get("/healthz").status_code == 200
+
+
+def test_admin_401_before_the_body_arrives_tells_the_client_to_close(cli):
+    """The 401 goes out on the headers alone; the connection then closes, and says so first."""
+    srv = cli(env={"FAULTSERVER_TOKEN": "s3cret-token"})
+    port = int(srv.control_url.rsplit(":", 1)[1])
+    body = PROFILE.encode()
+    with connect(port) as sock:
+        sock.sendall(b"PUT /profile HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(65536)
+    assert head.startswith(b"HTTP/1.1 401")
+    assert b"\r\nconnection: close\r\n" in head.lower()
 
 
 # --- request size limits ----------------------------------------------------------------------
@@ -235,6 +250,7 @@ def _with_listener(bind: str, name: str = "extra") -> str:
         ),
         ("[::]:0", "listener extra: :: is not a loopback address; start the server with --allow-any-bind to allow it"),
     ],
+    ids=["port-80", "port-1", "any-ipv4", "any-ipv6"],
 )
 def test_admin_put_profile_privileged_or_open_bind_is_403(cli, bind, message):
     srv = cli()

@@ -135,7 +135,7 @@ def test_flood_slowloris_1000_connections_healthy_requests_still_served(tmp_path
         rc, _ = srv.terminate()
     finally:
         srv.kill()
-    print(f"slowloris: {connected[0]} connections, {answers}, healthy max {max(latencies):.3f}s")
+    print(f"slowloris: {connected[0]} connections, {answers}, healthy {len(latencies)} slowest {sorted(latencies)[-5:]}")
     assert rc == 0, srv.log()
     assert took < 60
     assert connected[0] >= 1000

@@ -7,8 +7,10 @@ headers) so the tests stay quick; the defaults are 64 KiB, 16 MiB and 30 s.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from typing import Any
@@ -141,6 +143,30 @@ def test_hostile_endless_chunked_body_gets_413_then_fin(srv):
     healthy(port)
 
 
+@pytest.mark.parametrize(
+    "start, piece",
+    [
+        (b"0\r\n", b"X-Trailer: " + b"a" * 1000 + b"\r\n"),  # trailers that never end
+        (b"1;ext=", b"a" * 1000),  # a chunk extension that never ends
+        (b"", b"1;e=1\r\na\r\n"),  # 1-byte chunks: framing 10 times the data
+    ],
+    ids=["endless-trailers", "endless-chunk-extension", "framing-overhead"],
+)
+def test_hostile_endless_chunked_framing_gets_413_then_fin(srv, start, piece):
+    """No body byte, or few, yet endless bytes: the framing counts toward the body limit
+    (twice max_body_bytes plus max_header_bytes of raw body), so this cannot go on forever."""
+    port = srv["backend"].port
+    with connect(port) as hostile:
+        hostile.sendall(_post(b"Transfer-Encoding: chunked\r\n", start))
+        hostile.setblocking(False)
+        sent = send_until_answered(hostile, piece)
+        hostile.settimeout(5)
+        reply = recv_to_fin(hostile)
+    assert_error_answer(reply, *BODY_TOO_LARGE)
+    assert 2 * 64 * 1024 + 8 * 1024 < sent + len(start) < 10 * 1024 * 1024
+    healthy(port)
+
+
 def test_hostile_content_length_over_limit_refused_before_100_continue(srv):
     with connect(srv["backend"].port) as sock:
         sock.sendall(_post(b"Content-Length: 10485760\r\nExpect: 100-continue\r\n"))
@@ -192,7 +218,38 @@ def test_hostile_real_tls_client_fails_its_handshake_and_listener_serves_on(srv)
             with ctx.wrap_socket(raw, server_hostname="faultserver.test"):
                 pass
     healthy(port)
-    assert srv.events(type="response", status=400, error="TLS handshake on a plain HTTP listener")
+    srv.wait_for(type="response", status=400, error="TLS handshake on a plain HTTP listener", timeout=2)
+
+
+@pytest.mark.parametrize(
+    "scheme, args, exit_code, error, message",
+    [
+        (
+            "http",
+            ["--http2-prior-knowledge"],
+            52,
+            "Empty reply from server",
+            "HTTP/2 is not supported (this listener speaks HTTP/1.1)",
+        ),
+        ("https", ["--insecure"], 35, "wrong version number", "TLS handshake on a plain HTTP listener"),
+    ],
+    ids=["http2-prior-knowledge", "https-to-plain-port"],
+)
+def test_hostile_curl_speaking_another_protocol_fails_cleanly(srv, scheme, args, exit_code, error, message):
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed")
+    port = srv["backend"].port
+    done = subprocess.run(
+        [curl, "-sS", "-o", "/dev/null", "--max-time", "5", *args, f"{scheme}://127.0.0.1:{port}/"],
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
+    assert done.returncode == exit_code, done.stderr
+    assert error in done.stderr
+    srv.wait_for(type="response", status=400, error=message, timeout=2)  # curl may exit first
+    healthy(port)
 
 
 # --- the header-read deadline (slowloris defence) ------------------------------------------

@@ -6,7 +6,6 @@ Every socket made here has a timeout, so a test that goes wrong fails instead of
 
 from __future__ import annotations
 
-import re
 import shutil
 import socket
 import subprocess
@@ -26,14 +25,6 @@ _THIS = sys.modules[__name__]
 SHORT_S = 0.5
 #: The timeout for anything that should succeed.
 LONG_S = 5.0
-
-#: The `date` header faultserver sends (RFC 7231 IMF-fixdate).
-DATE_RE = rb"date: [A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT\r\n"
-
-
-def host_for_url(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
 
 def connect(host: str, port: int, timeout: float = LONG_S) -> socket.socket:
     """A connected client socket (IPv4 or IPv6 by the host's form), with `timeout` on every call."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import errno
 import json
+import select
 import socket
-import threading
 import time
 
 import httpx
@@ -186,24 +186,24 @@ def test_stall_switch_from_open_and_back_serves_a_waiting_client(faultserver, ne
     assert_connect_timeout(net, HOST, port, url, with_curl=True)
 
     # a client whose connect is pending during the stall (its SYN dropped, retransmitted
-    # after about 1 s) is served once the listener opens again
-    outcome: dict = {}
-
-    def client() -> None:
-        start = time.monotonic()
-        try:
-            outcome["status"] = httpx.get(url + "/waited", timeout=LONG_S).status_code
-        except Exception as exc:  # reported by the assert below
-            outcome["error"] = exc
-        outcome["took"] = time.monotonic() - start
-
-    thread = threading.Thread(target=client)
-    thread.start()
-    time.sleep(0.3)
-    srv.set_accept("backend", "open")
-    thread.join(LONG_S + 2)
-    assert outcome.get("status") == 200, outcome
-    assert outcome["took"] >= 0.5, outcome  # it did wait for the stall to end
+    # after about 1 s) is served once the listener opens again. A non-blocking connect
+    # sends the SYN before the switch, whatever the machine's load.
+    waiting = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        waiting.setblocking(False)
+        sent = time.monotonic()
+        assert waiting.connect_ex((HOST, port)) == errno.EINPROGRESS
+        srv.set_accept("backend", "open")
+        _, writable, _ = select.select([], [waiting], [], LONG_S)
+        took = time.monotonic() - sent
+        assert writable, "the waiting client never connected"
+        assert waiting.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+        assert took >= 0.5, took  # it did wait: its first SYN was dropped
+        waiting.settimeout(LONG_S)
+        waiting.sendall(net.get_request("/waited"))
+        assert read_one(net, waiting)["path"] == "/waited"
+    finally:
+        waiting.close()
     assert backend.port == port
     # two real clients; the placeholders accepted and closed on reopening count nowhere
     assert backend.connections == 2

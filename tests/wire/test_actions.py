@@ -12,7 +12,9 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any, Optional
 
 import httpx
@@ -555,3 +557,131 @@ def test_peer_close_is_reported_once_per_connection(faultserver):
     time.sleep(0.2)
     assert event["how"] == "fin"
     assert len(srv.events(type="peer_close", conn=event["conn"])) == 1
+
+
+# --- the shipped profiles -----------------------------------------------------------------
+
+PROFILES = Path(__file__).resolve().parents[2] / "profiles"
+SHIPPED = [
+    "chaos.yaml",
+    "connect-timeout.yaml",
+    "fin.yaml",
+    "flaky.yaml",
+    "pool-exhaustion.yaml",
+    "refused.yaml",
+    "reset.yaml",
+    "slow.yaml",
+]
+
+
+def test_profiles_shipped_all_validate():
+    paths = [str(PROFILES / name) for name in SHIPPED]
+    result = subprocess.run(
+        [sys.executable, "-m", "faultserver", "validate", *paths], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [f"{path}: ok" for path in paths]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_profiles_shipped_start_with_what_clients_report(name):
+    text = (PROFILES / name).read_text()
+    head = text.split("\nversion: 1\n")[0]
+    assert all(line.startswith("#") for line in head.splitlines()), f"{name} must open with a comment block"
+    for client in ("nginx:", "curl", "requests", "httpx", "aiohttp"):
+        assert client in head, f"{name}: the comment block says nothing of {client}"
+    assert "#   nginx:    see README conformance matrix" in head
+
+
+def test_profile_fin_answers_the_first_request_then_fins_the_second(faultserver):
+    srv = faultserver(PROFILES / "fin.yaml")
+    with connect(srv) as sock:
+        sock.sendall(request("/first"))
+        first = sock.recv(65536)
+        sock.sendall(request("/second"))
+        assert read_to_end(sock) == (b"", "eof")
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n") and b"connection" not in first.lower().split(b"\r\n\r\n")[0]
+    assert [e["path"] for e in srv.requests()] == ["/first", "/second"]  # the second was read
+    assert srv.events(type="fault")[0]["rule"] == "fin-on-reuse"
+
+
+def test_profile_fin_closes_idle_kept_alive_connections(faultserver):
+    srv = faultserver(PROFILES / "fin.yaml")
+    with connect(srv, timeout=10) as sock:
+        sock.sendall(request("/first"))
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+        data, how, took = timed_recv(sock)
+    assert (data, how) == (b"", "eof")
+    assert 1.5 <= took < 8
+    assert srv.events(type="idle_close")
+
+
+def test_profile_pool_exhaustion_answers_every_request_after_a_second_concurrently(faultserver):
+    srv = faultserver(PROFILES / "pool-exhaustion.yaml")
+    socks = [connect(srv, timeout=10) for _ in range(6)]
+    start = time.monotonic()
+    try:
+        for sock in socks:
+            sock.sendall(request("/lease", "connection: close"))
+        answers = [read_to_end(sock) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+    took = time.monotonic() - start
+    assert all(how == "eof" and data.startswith(b"HTTP/1.1 200 OK\r\n") for data, how in answers)
+    assert 0.9 <= took < 3  # concurrently: six in series would take 6 s
+
+
+def test_profile_reset_resets_every_request(faultserver):
+    srv = faultserver(PROFILES / "reset.yaml")
+    for _ in range(2):
+        assert exchange(srv, request("/x")) == (b"", "reset")
+
+
+def test_profile_refused_refuses_the_connect(faultserver):
+    srv = faultserver(PROFILES / "refused.yaml")
+    with pytest.raises(ConnectionRefusedError):
+        connect(srv).close()
+
+
+def test_profile_connect_timeout_drops_the_syn(faultserver):
+    srv = faultserver(PROFILES / "connect-timeout.yaml")
+    with pytest.raises(socket.timeout):
+        connect(srv, timeout=0.5).close()
+
+
+def test_profile_slow_answers_with_seeded_delays(faultserver):
+    def delays() -> list[float]:
+        srv = faultserver(PROFILES / "slow.yaml")
+        out = []
+        for i in range(4):
+            start = time.monotonic()
+            data, how = exchange(srv, request(f"/{i}", "connection: close"), timeout=10)
+            assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+            out.append(time.monotonic() - start)
+        return out
+
+    first, second = delays(), delays()
+    # the same seeded draws: each request takes about as long as its twin
+    assert all(abs(a - b) < 0.25 for a, b in zip(first, second)), (first, second)
+
+
+def test_profile_flaky_is_the_same_mix_on_every_run(faultserver):
+    def outcomes() -> list[str]:
+        srv = faultserver(PROFILES / "flaky.yaml")
+        out = []
+        for i in range(30):
+            data, how = exchange(srv, request(f"/{i}", "connection: close"), timeout=2)
+            out.append(data[:12].decode("latin-1") + how)
+        return out
+
+    first = outcomes()
+    assert first == outcomes()
+    assert len(set(first)) >= 3  # a mix: answers, resets, closes
+
+
+def test_profile_chaos_starts_healthy(faultserver):
+    srv = faultserver(PROFILES / "chaos.yaml")
+    event = srv.wait_for(type="phase", phase=0, timeout=2)
+    assert (event["duration"], event["accept"]) == (20.0, "open")
+    assert exchange(srv, request("/", "connection: close"))[0].startswith(b"HTTP/1.1 200 OK\r\n")

@@ -9,7 +9,6 @@ import json
 import re
 
 import httpx
-import pytest
 import requests
 
 LONG_S = 5.0
