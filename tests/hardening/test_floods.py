@@ -321,3 +321,29 @@ def test_flood_hang_is_bounded_by_max_connections(faultserver):
     finally:
         for sock in held:
             sock.close()
+
+
+def test_flood_stall_without_file_descriptors_switches_anyway(faultserver, monkeypatch, caplog):
+    """`stall` fills the accept queue with placeholder sockets of its own; with no descriptor
+    left for them the switch still happens (a queue not quite full), logged, never a crash."""
+    import errno as errno_
+    import logging
+
+    import trio
+
+    srv = faultserver({"version": 1, "listeners": [{"name": "backend", "bind": "127.0.0.1:0"}]})
+    caplog.set_level(logging.WARNING, logger="faultserver")
+    monkeypatch.setattr(logging.getLogger("faultserver"), "propagate", True)
+
+    def no_fds(*args, **kwargs):
+        raise OSError(errno_.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(trio.socket, "socket", no_fds)
+    srv.set_accept("backend", "stall")
+    assert srv["backend"].accept == "stall"
+    assert [r.getMessage() for r in caplog.records] == [
+        "stall placeholder failed listener=backend error=Too many open files"
+    ]
+    monkeypatch.undo()
+    srv.set_accept("backend", "open")
+    healthy(srv["backend"].port)

@@ -138,6 +138,7 @@ def test_shutdown_handler_exception_is_logged_once_and_contained(monkeypatch, ca
 
     monkeypatch.setattr(PreparedResponse, "render", render)
     caplog.set_level(logging.ERROR, logger="faultserver")
+    monkeypatch.setattr(logging.getLogger("faultserver"), "propagate", True)
     with faultserver.testing.running(BOOM_PROFILE) as srv:
         port = srv["backend"].port
         slow_reply: list[bytes] = []
@@ -175,6 +176,7 @@ def test_shutdown_handler_exception_on_every_request_never_stops_the_listener(mo
 
     monkeypatch.setattr(PreparedResponse, "render", render)
     caplog.set_level(logging.ERROR, logger="faultserver")
+    monkeypatch.setattr(logging.getLogger("faultserver"), "propagate", True)
     with faultserver.testing.running(BOOM_PROFILE) as srv:
         port = srv["backend"].port
         for _ in range(50):
