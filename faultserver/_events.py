@@ -66,20 +66,28 @@ class EventLog:
 
     def emit_fields(
         self, type: str, listener: Optional[str], fields: dict[str, Any], **extra: Any
-    ) -> Event:
+    ) -> None:
         """`emit(type, listener, **extra, **fields)`, the same event, for the data plane's
-        per-request events: they share one dict of fields, passed as is (unpacking it into
-        keywords and back costs as much as the rest of the event)."""
+        per-request events, which share one dict of fields: it must not change afterwards.
+
+        Without subscribers the event is kept as a compact record, a tuple holding that
+        shared dict, and becomes a dict only when read. Only the Trio thread writes, and a
+        deque's append and `list(deque)` are each one step under the GIL, so this takes no
+        lock (readers take a snapshot). Building two dicts of a dozen keys per request and
+        a lock around each cost as much as answering the request.
+        """
+        event_id = self._next_id
+        self._next_id = event_id + 1
+        if not self._subscribers:
+            self._events.append((event_id, time.time(), type, listener, extra or None, fields))
+            return
+        event: Event = {
+            "id": event_id, "time": time.time(), "type": type, "listener": listener,
+            **extra, **fields,
+        }
         with self._lock:
-            event: Event = {
-                "id": self._next_id, "time": time.time(), "type": type, "listener": listener,
-                **extra, **fields,
-            }
-            self._next_id += 1
             self._events.append(event)
-        if self._subscribers:
-            self._publish(event)
-        return event
+        self._publish(event)
 
     def _publish(self, event: Event) -> None:
         for subscriber in self._subscribers:
@@ -102,18 +110,20 @@ class EventLog:
         the first wanted one is found by arithmetic, not by a scan.
         """
         with self._lock:
-            n = len(self._events)
-            oldest = self._events[0]["id"] if n else self._next_id
-            first = min(n, max(0, since_id - oldest + 1))
-            stop = n if limit is None else min(n, first + limit)
-            out = list(itertools.islice(self._events, first, stop))
+            events = list(self._events)
+            next_id = self._next_id
+        n = len(events)
+        oldest = _id_of(events[0]) if n else next_id
+        first = min(n, max(0, since_id - oldest + 1))
+        stop = n if limit is None else min(n, first + limit)
         missed = max(0, oldest - since_id - 1)
-        return out, missed
+        return [_as_event(e) for e in events[first:stop]], missed
 
     def select(self, **filters: Any) -> list[Event]:
         """Events whose fields equal every filter (`type="fault", action="close"`)."""
         with self._lock:
             events = list(self._events)
+        events = [_as_event(e) for e in events]
         return [e for e in events if all(e.get(k) == v for k, v in filters.items())]
 
     def clear(self) -> None:
@@ -128,6 +138,20 @@ class EventLog:
             self._subscribers = [s for s in self._subscribers if s is not callback]
 
         return unsubscribe
+
+
+def _id_of(entry: Any) -> int:
+    return entry["id"] if type(entry) is dict else entry[0]
+
+
+def _as_event(entry: Any) -> Event:
+    """An event as readers see it: a dict (`emit_fields` may have kept a compact record)."""
+    if type(entry) is dict:
+        return entry
+    event_id, when, kind, listener, extra, fields = entry
+    if extra is None:
+        return {"id": event_id, "time": when, "type": kind, "listener": listener, **fields}
+    return {"id": event_id, "time": when, "type": kind, "listener": listener, **extra, **fields}
 
 
 class JsonLinesSink:

@@ -87,6 +87,9 @@ class PreparedResponse:
         "_user_length",
         "_cache_second",
         "_cache",
+        "_cacheable",
+        "_closes",
+        "_chunked",
     )
 
     def __init__(self, response: Response, listener: str) -> None:
@@ -110,6 +113,11 @@ class PreparedResponse:
         self._no_body = status in _NO_BODY_STATUSES
         self._cache_second = -1
         self._cache = b""
+        # decided once, read per request: a static keep-alive answer is cached whole
+        framing = response.framing
+        self._cacheable = self._body is not None and framing is Framing.LENGTH and not self._user_close
+        self._closes = self._user_close or framing is Framing.CLOSE
+        self._chunked = framing is Framing.CHUNKED
 
     @staticmethod
     def _static_body(body: Optional[Body]) -> Optional[bytes]:
@@ -122,15 +130,14 @@ class PreparedResponse:
     @property
     def closes(self) -> bool:
         """The profile's headers say `connection: close`: FIN after this response."""
-        return self._user_close or self.response.framing is Framing.CLOSE
+        return self._closes
 
     def closes_after(self, request: Optional[Request]) -> bool:
         """FIN after this response to `request`: `closes`, or chunked framing asked of an
         HTTP/1.0 request, which is sent without a length (the close ends the body)."""
-        if self.closes:
+        if self._closes:
             return True
-        v10 = request is not None and request.http_version != "1.1"
-        return v10 and self.response.framing is Framing.CHUNKED
+        return self._chunked and request is not None and request.http_version != "1.1"
 
     def render(
         self,
@@ -140,15 +147,12 @@ class PreparedResponse:
         head_only: bool = False,
     ) -> bytes:
         """The whole response. `close`: the connection ends after it (say so, unless silent)."""
-        fast = (
-            self._body is not None
+        if (
+            self._cacheable
             and not close
             and not head_only
-            and self.response.framing is Framing.LENGTH
-            and not self._user_close
             and (request is None or request.http_version == "1.1")
-        )
-        if fast:
+        ):
             date = _DATE.get()
             if _DATE.second != self._cache_second:
                 self._cache_second = _DATE.second

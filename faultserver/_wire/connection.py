@@ -424,9 +424,11 @@ class Connection:
         rt = self.rt
         action = decision.action.name.value
         rt.stats.faults[(decision.rule, action)] += 1
-        extra = dict(fields) if fields else {"conn": self.id, "peer": self.peer}
-        extra.pop("retry", None)
-        rt.events.emit("fault", rt.name, rule=decision.rule, action=action, **extra)
+        if not fields:
+            fields = {"conn": self.id, "peer": self.peer}
+        elif "retry" in fields:
+            fields = {k: v for k, v in fields.items() if k != "retry"}
+        rt.events.emit_fields("fault", rt.name, fields, rule=decision.rule, action=action)
 
     async def _respond(self, prepared, request: Request, fields: dict) -> None:
         close = not request.keep_alive
