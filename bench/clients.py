@@ -1,8 +1,9 @@
 """Client processes for bench/run.py (one process holds at most a few thousand sockets).
 
     python bench/clients.py hold HOST PORT N [PATH]
-        open N connections, send one GET on each (a `hang` rule then holds them), print
-        "held N", keep them open until standard input closes, then close them.
+        open N connections, each sending one GET as soon as it is connected (a `hang`
+        rule then holds them), print "held N", keep them open until standard input
+        closes, then close them.
     python bench/clients.py burst HOST PORT N [PATH] [SETTLE_S]
         open N connections, wait SETTLE_S, then send one keep-alive GET on every one at
         once; print one JSON object with each request's latency in seconds (send to the
@@ -41,10 +42,12 @@ def connect_many(host: str, port: int, n: int) -> list[socket.socket]:
 
 
 def hold(host: str, port: int, n: int, path: str) -> None:
-    socks = connect_many(host, port, n)
     req = request(path, host, port)
-    for s in socks:
+    socks = []
+    for _ in range(n):  # as HTTP clients do: the request right after the connect
+        s = socket.create_connection((host, port), timeout=10)
         s.sendall(req)
+        socks.append(s)
     print(f"held {len(socks)}", flush=True)
     sys.stdin.read()  # until the parent closes our stdin (or exits)
     for s in socks:

@@ -188,29 +188,33 @@ def started(factory, *args) -> Iterator:
 @contextmanager
 def holding(port: int, n: int, path: str = "/held") -> Iterator[None]:
     """`n` connections held open by client processes (each sends one GET, then waits)."""
-    procs: list[subprocess.Popen] = []
+    procs: list[tuple[subprocess.Popen, int]] = []
     try:
         left = n
         while left > 0:
             count = min(left, PER_CLIENT_PROCESS)
-            procs.append(subprocess.Popen(
+            procs.append((subprocess.Popen(
                 [PY, str(HERE / "clients.py"), "hold", HOST, str(port), str(count), path],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            ))
+            ), count))
             left -= count
-        for proc in procs:
-            line = read_line(proc, "held ", timeout_s=120)
-            if line != f"held {min(n, PER_CLIENT_PROCESS)}" and not line.startswith("held "):
-                raise RuntimeError(f"hold client: {line}")
+        for proc, count in procs:
+            try:
+                line = read_line(proc, "held ", timeout_s=120)
+            except RuntimeError as exc:
+                assert proc.stderr is not None
+                raise RuntimeError(f"hold client: {exc}: {proc.stderr.read()[-300:]}") from None
+            if line != f"held {count}":
+                raise RuntimeError(f"hold client: {line!r}, expected 'held {count}'")
         yield
     finally:
-        for proc in procs:
+        for proc, _ in procs:
             if proc.stdin is not None:
                 try:
                     proc.stdin.close()  # the client closes its sockets and exits
                 except OSError:
                     pass
-        for proc in procs:
+        for proc, _ in procs:
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
@@ -348,7 +352,8 @@ def figures_1_2(s: Settings, workdir: Path, rows: list[Row], only: set[int]) -> 
         if 1 in only:
             rows.append(Row(
                 "1 healthy throughput (wrk -t1 -c50)",
-                f"{ratio:.2f}x ({fs_rate:,.0f} req/s)",
+                f"{ratio:.2f}x ({fs_rate:,.0f} req/s; pairs "
+                + "/".join(f"{r:.2f}" for r in ratios) + ")",
                 ">= 0.80x reference",
                 f"baseline_server.py {statistics.median(base_rates):,.0f} req/s{note}",
                 ratio >= 0.8,
@@ -379,8 +384,9 @@ def figure_3(s: Settings, workdir: Path, rows: list[Row]) -> None:
     }
 
     def growth(server, port: int) -> float:
+        idle_fds = open_fds(server.pid)
         with holding(port, 1):  # one connection first: lazily built things exist now
-            wait_fds(server.pid, open_fds(server.pid) + 1)
+            wait_fds(server.pid, idle_fds + 1)
         time.sleep(0.3)
         before_fds = open_fds(server.pid)
         before = settled_rss(server.pid)

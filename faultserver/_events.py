@@ -56,19 +56,29 @@ class EventLog:
     def emit(self, type: str, listener: Optional[str] = None, **fields: Any) -> Event:
         """Record one event; `listener` is None for server-wide events (`start`, `reset`)."""
         with self._lock:
-            event: Event = {"id": self._next_id, "time": time.time(), "type": type, "listener": listener}
+            # built in one go: a dict grown by update() keeps a table twice the size
+            event: Event = {
+                "id": self._next_id, "time": time.time(), "type": type, "listener": listener,
+                **fields,
+            }
             self._next_id += 1
-            event.update(fields)
             self._events.append(event)
         if self._subscribers:
             self._publish(event)
         return event
 
     def emit_fields(
-        self, type: str, listener: Optional[str], fields: dict[str, Any], **extra: Any
+        self,
+        type: str,
+        listener: Optional[str],
+        fields: dict[str, Any],
+        omit: Optional[str] = None,
+        /,
+        **extra: Any,
     ) -> None:
         """`emit(type, listener, **extra, **fields)`, the same event, for the data plane's
         per-request events, which share one dict of fields: it must not change afterwards.
+        `omit`: a key of `fields` this event leaves out (a fault event has no `retry`).
 
         Without subscribers the event is kept as a compact record, a tuple holding that
         shared dict, and becomes a dict only when read. Only the Trio thread writes, and a
@@ -79,12 +89,14 @@ class EventLog:
         event_id = self._next_id
         self._next_id = event_id + 1
         if not self._subscribers:
-            self._events.append((event_id, time.time(), type, listener, extra or None, fields))
+            self._events.append((event_id, time.time(), type, listener, extra or None, fields, omit))
             return
         event: Event = {
             "id": event_id, "time": time.time(), "type": type, "listener": listener,
             **extra, **fields,
         }
+        if omit is not None:
+            event.pop(omit, None)
         with self._lock:
             self._events.append(event)
         self._publish(event)
@@ -148,10 +160,14 @@ def _as_event(entry: Any) -> Event:
     """An event as readers see it: a dict (`emit_fields` may have kept a compact record)."""
     if type(entry) is dict:
         return entry
-    event_id, when, kind, listener, extra, fields = entry
+    event_id, when, kind, listener, extra, fields, omit = entry
     if extra is None:
-        return {"id": event_id, "time": when, "type": kind, "listener": listener, **fields}
-    return {"id": event_id, "time": when, "type": kind, "listener": listener, **extra, **fields}
+        event = {"id": event_id, "time": when, "type": kind, "listener": listener, **fields}
+    else:
+        event = {"id": event_id, "time": when, "type": kind, "listener": listener, **extra, **fields}
+    if omit is not None:
+        event.pop(omit, None)
+    return event
 
 
 class JsonLinesSink:

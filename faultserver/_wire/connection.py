@@ -16,9 +16,9 @@ Content-Length says so) are answered with that error and never handled.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections import deque
 from typing import TYPE_CHECKING, Optional
 
 import httptools
@@ -36,7 +36,16 @@ from .._profile.model import (
     Partial,
     Respond,
 )
-from .sockets import PEER_GONE, abort, drain_and_close, recv_some, send_all, wait_delivered
+from . import timer
+from .sockets import (
+    PEER_GONE,
+    RECV_BYTES,
+    abort,
+    drain_and_close,
+    recv_some,
+    send_all,
+    wait_delivered,
+)
 
 if TYPE_CHECKING:
     from .listener import ListenerRuntime
@@ -48,16 +57,28 @@ log = logging.getLogger("faultserver")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 #: How long a graceful close reads what the client still sends (unless an action says).
 GRACEFUL_DRAIN_S = 1.0
-#: At shutdown every connection gets a FIN and this long to answer it.
-SHUTDOWN_DRAIN_S = 0.2
+#: At shutdown (and `drop`) every connection gets a FIN and this long to answer it. The FIN
+#: leaves at once; the short drain only takes in what was already on its way, so that the
+#: close finds nothing unread (which would turn it into an RST). Kept short: a test suite
+#: stops a server per test, often with its client's kept-alive connection still open.
+SHUTDOWN_DRAIN_S = 0.02
 #: The pace of `dribble` with a `rate` and no `chunk`: about 50 pieces a second.
 DRIBBLE_TICK_S = 0.02
 
 _IDLE, _HEADERS, _BODY = 0, 1, 2
+_NO_LIMIT = contextlib.nullcontext()
 
 
 class _Finished(Exception):
     """The connection has been closed (or handed to a terminal action): stop serving."""
+
+
+class _Hang(Exception):
+    """`hang`: unwind to `run`, which holds the connection from there (see `_hang`)."""
+
+    def __init__(self, for_s: Optional[float], in_flight: bool) -> None:
+        self.for_s = for_s
+        self.in_flight = in_flight
 
 
 class Connection:
@@ -105,7 +126,8 @@ class Connection:
         self._header_bytes = 0
         self._body: list[bytes] = []
         self._body_bytes = 0
-        self._pending: deque[Request] = deque()
+        # a list, not a deque: rarely more than one, and a deque costs 600 bytes even empty
+        self._pending: list[Request] = []
         self._limit_status = 0
         self._expect_continue = False
         self._parser = httptools.HttpRequestParser(self)
@@ -191,8 +213,16 @@ class Connection:
         rt.stats.opened()
         rt.events.emit("accept", rt.name, conn=self.id, peer=self.peer)
         try:
+            hang_for: Optional[float] = None
+            held = in_flight = False
             with trio.CancelScope() as self.scope:
-                await self._serve()
+                try:
+                    await self._serve()
+                except _Hang as hang:
+                    hang_for, in_flight, held = hang.for_s, hang.in_flight, True
+                if held:
+                    # held from here, once the frames of the request that asked are gone
+                    await self._hang(hang_for, in_flight)
         except _Finished:
             pass
         except PEER_GONE as exc:
@@ -235,7 +265,7 @@ class Connection:
             if decision is not None:
                 self._record_fault(decision, None)
                 if decision.delay_s:
-                    await trio.sleep(decision.delay_s)
+                    await timer.sleep(decision.delay_s)  # many fall due at once: see timer.py
                 await self._terminal(decision, None)
                 return
         sock = self.sock
@@ -307,7 +337,7 @@ class Connection:
                 await send_all(sock, _CONTINUE)
             answered = bool(self._pending)
             while self._pending:
-                request = self._pending.popleft()
+                request = self._pending.pop(0)
                 await self._handle(request)
                 self.served += 1
                 if not request.keep_alive:
@@ -409,7 +439,7 @@ class Connection:
                 return
             self._record_fault(decision, fields)
             if decision.delay_s:
-                await trio.sleep(decision.delay_s)
+                await timer.sleep(decision.delay_s)  # many fall due at once: see timer.py
             action = decision.action
             if isinstance(action, Respond):
                 await self._respond(rt.prepared_for(action), request, fields)
@@ -426,9 +456,8 @@ class Connection:
         rt.stats.faults[(decision.rule, action)] += 1
         if not fields:
             fields = {"conn": self.id, "peer": self.peer}
-        elif "retry" in fields:
-            fields = {k: v for k, v in fields.items() if k != "retry"}
-        rt.events.emit_fields("fault", rt.name, fields, rule=decision.rule, action=action)
+        # the request's own fields, less `retry` (which only request events carry)
+        rt.events.emit_fields("fault", rt.name, fields, "retry", rule=decision.rule, action=action)
 
     async def _respond(self, prepared, request: Request, fields: dict) -> None:
         close = not request.keep_alive
@@ -454,7 +483,7 @@ class Connection:
             while sent < len(view):
                 piece = view[sent : sent + chunk]
                 # token bucket: this piece may leave once the rate has paid for it
-                await trio.sleep_until(start + (sent + len(piece)) / rate)
+                await timer.sleep_until(start + (sent + len(piece)) / rate)
                 await send_all(self.sock, piece)
                 sent += len(piece)
         else:
@@ -462,7 +491,7 @@ class Connection:
             assert action.interval is not None
             for offset in range(0, len(view), chunk):
                 at += action.interval.draw(rng)
-                await trio.sleep_until(at)
+                await timer.sleep_until(at)
                 await send_all(self.sock, view[offset : offset + chunk])
         status = prepared.response.status
         self.rt.stats.responses[status] += 1
@@ -483,7 +512,7 @@ class Connection:
         elif name is ActionName.HANG:
             assert isinstance(action, Hang)
             for_s = action.for_s.draw(decision.rng) if action.for_s is not None else None
-            await self._hang(for_s)
+            raise _Hang(for_s, request is not None)
         elif name is ActionName.GARBAGE:
             assert isinstance(action, Garbage)
             junk = bytearray(decision.rng.randbytes(action.bytes))
@@ -502,21 +531,43 @@ class Connection:
                 await wait_delivered(sock)
                 self._reset()
             elif action.then is ActionName.HANG:
-                await self._hang(None)
+                raise _Hang(None, request is not None)
             else:
                 await self._graceful_close()
         raise _Finished
 
-    async def _hang(self, for_s: Optional[float]) -> None:
-        with trio.move_on_after(for_s if for_s is not None else math.inf):
-            while True:
-                data = await self.sock.recv(65536)
-                if not data:
-                    self._peer_closed("fin")
-                    self.closed = True
-                    self.sock.close()
-                    raise _Finished
-        await self._graceful_close()
+    async def _hang(self, for_s: Optional[float], in_flight: bool) -> None:
+        """Hold the connection: read and discard until the client leaves or `for_s` passes.
+
+        Thousands of connections may be held at once, so `run` calls this after the
+        request's frames have unwound (`_Hang`), and a held connection keeps little: no
+        parser (about 1 KB), and no cancel scope of its own without a time limit. A held
+        request still counts as in flight, as it did while its frames were there.
+        """
+        stats = self.rt.stats
+        if in_flight:
+            stats.in_flight += 1
+        try:
+            self._parser = None  # type: ignore[assignment]
+            self._headers = []  # the last request's, and its target: no longer needed
+            self._url = b""
+            raw = self.sock._sock  # type: ignore[attr-defined]
+            with trio.move_on_after(for_s) if for_s is not None else _NO_LIMIT:
+                while True:
+                    await trio.lowlevel.wait_readable(raw)
+                    try:
+                        data = raw.recv(RECV_BYTES)
+                    except BlockingIOError:
+                        continue
+                    if not data:
+                        self._peer_closed("fin")
+                        self.closed = True
+                        self.sock.close()
+                        raise _Finished
+            await self._graceful_close()
+        finally:
+            if in_flight:
+                stats.in_flight -= 1
 
     def _reset(self) -> None:
         self.closed = True

@@ -45,6 +45,8 @@ ACCEPT_RETRY_S = 0.1
 #: While accepts keep failing, one log line per this many (about every 30 s).
 ACCEPT_FAILURES_PER_LOG = 300
 _RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+#: Every connection task's name: one string, not one built per task (held connections add up).
+_CONNECTION_TASK = "faultserver._wire.connection.Connection.run"
 
 
 class ListenerRuntime:
@@ -187,7 +189,7 @@ class ListenerRuntime:
         peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         conn = Connection(self, sock, peer, self._next_conn_id())
         self.connections.add(conn)
-        nursery.start_soon(conn.run)
+        nursery.start_soon(conn.run, name=_CONNECTION_TASK)
 
     def connection_ended(self, conn: Connection) -> None:
         self.connections.discard(conn)
