@@ -1,6 +1,6 @@
 """faultserver's benchmarks: throughput, held connections, memory, timing precision, start-up.
 
-    python bench/run.py            # the full suite (about 4 minutes)
+    python bench/run.py            # the full suite (2 to 3 minutes)
     python bench/run.py --quick    # a short smoke of every figure (under a minute)
     python bench/run.py --only 1,4 # some figures only
 
@@ -525,6 +525,19 @@ for _ in range(n):
         assert srv["api"].port
     times.append(time.perf_counter() - t)
 
+# as in most tests: one request, and the client's kept-alive connection still open at stop
+with_client = []
+for _ in range(n):
+    t = time.perf_counter()
+    with running(profile) as srv:
+        client = socket.create_connection(("127.0.0.1", srv["api"].port), timeout=5)
+        client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        got = b""
+        while not got.endswith(b"ok\n"):
+            got += client.recv(4096)
+    with_client.append(time.perf_counter() - t)
+    client.close()
+
 ref = []
 for _ in range(n):
     t = time.perf_counter()
@@ -545,7 +558,7 @@ for _ in range(n):
     th.join()
     ref.append(time.perf_counter() - t)
 print(json.dumps({"first": first, "median": statistics.median(times), "max": max(times),
-                  "ref": statistics.median(ref)}))
+                  "client": statistics.median(with_client), "ref": statistics.median(ref)}))
 """
 
 
@@ -585,10 +598,11 @@ def figure_6(s: Settings, workdir: Path, rows: list[Row]) -> None:
     ms = 1000.0
     rows.append(Row(
         "6 fixture start+stop (testing.running)",
-        f"{result['median'] * ms:.1f} ms (max {result['max'] * ms:.0f}, first {result['first'] * ms:.0f})",
+        f"{result['median'] * ms:.1f} ms; {result['client'] * ms:.1f} ms with a request and its"
+        f" client still connected (first {result['first'] * ms:.0f} ms, with the imports)",
         "<= 50 ms per test",
         f"bare Trio thread {result['ref'] * ms:.1f} ms",
-        result["median"] * ms <= 50,
+        max(result["median"], result["client"]) * ms <= 50,
     ))
 
 
