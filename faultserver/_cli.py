@@ -15,7 +15,7 @@ import resource
 import sys
 from typing import NoReturn, Optional, Sequence
 
-from ._errors import FaultserverError, ProfileError, StartError, UsageError
+from ._errors import FaultserverError, ProfileError, StartError, UsageError, find_exception
 
 __all__ = ["main"]
 
@@ -215,10 +215,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         trio.run(main)
     except BaseException as exc:
-        start = _find(exc, FaultserverError)
+        start = find_exception(exc, FaultserverError)
         if start is not None:
             raise start from None
-        if _find(exc, KeyboardInterrupt) is not None:
+        if find_exception(exc, KeyboardInterrupt) is not None:
             return EXIT_OK
         raise
     finally:
@@ -227,16 +227,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     log.info("stopped")
     return EXIT_OK
 
-
-def _find(exc: BaseException, kind: type) -> Optional[BaseException]:
-    if isinstance(exc, kind):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _find(inner, kind)
-            if found is not None:
-                return found
-    return None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

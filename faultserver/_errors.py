@@ -13,7 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FaultserverError", "Problem", "ProfileError", "StartError", "UsageError"]
+from typing import Optional, TypeVar
+
+__all__ = [
+    "FaultserverError",
+    "Problem",
+    "ProfileError",
+    "StartError",
+    "UsageError",
+    "find_exception",
+]
+
+_E = TypeVar("_E", bound=BaseException)
 
 
 class FaultserverError(Exception):
@@ -49,3 +60,19 @@ class StartError(FaultserverError):
 
 class UsageError(FaultserverError):
     """A bad argument."""
+
+
+def find_exception(exc: BaseException, kind: type[_E]) -> Optional[_E]:
+    """The first `kind` in `exc` or, depth first, in the exception groups around it.
+
+    Trio's nurseries wrap what their tasks raise in exception groups; the edges that
+    report a bind failure or a user error need the exception itself.
+    """
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = find_exception(inner, kind)
+            if found is not None:
+                return found
+    return None

@@ -11,12 +11,11 @@ fixture's `wait_for`) are called synchronously on each event and must be quick.
 from __future__ import annotations
 
 import collections
-import itertools
 import json
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable, Optional, TextIO
+from typing import Any, Callable, Optional, TextIO
 
 __all__ = ["DEFAULT_MAX_EVENTS", "Event", "EventLog", "EVENT_TYPES", "JsonLinesSink"]
 
@@ -182,6 +181,3 @@ class JsonLinesSink:
     def close(self) -> None:
         self._file.close()
 
-
-def matching(events: Iterable[Event], **filters: Any) -> list[Event]:
-    return [e for e in events if all(e.get(k) == v for k, v in filters.items())]

@@ -39,7 +39,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from .._errors import ProfileError, StartError, UsageError
+from .._errors import ProfileError, StartError, UsageError, find_exception
 from .._metrics import render_prometheus
 
 __all__ = ["create_app", "is_loopback", "serve_admin"]
@@ -416,7 +416,7 @@ async def serve_admin(server: Any, task_status: Any = trio.TASK_STATUS_IGNORED) 
         try:
             binds = await nursery.start(_serve_hypercorn, app, config)
         except BaseException as exc:
-            oserror = _find_oserror(exc)
+            oserror = find_exception(exc, OSError)
             if oserror is None:
                 raise
             raise StartError(
@@ -443,13 +443,3 @@ def refuse_message(host: str, port: int) -> str:
 async def _serve_hypercorn(app: Any, config: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     await serve(app, config, shutdown_trigger=trio.sleep_forever, task_status=task_status, mode="asgi")
 
-
-def _find_oserror(exc: BaseException) -> Optional[OSError]:
-    if isinstance(exc, OSError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _find_oserror(inner)
-            if found is not None:
-                return found
-    return None
