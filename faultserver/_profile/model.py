@@ -20,6 +20,7 @@ __all__ = [
     "ActionName",
     "At",
     "Close",
+    "CloseHow",
     "Control",
     "Dribble",
     "Framing",
@@ -46,6 +47,13 @@ class AcceptMode(str, enum.Enum):
     OPEN = "open"
     REFUSE = "refuse"
     STALL = "stall"
+
+
+class CloseHow(str, enum.Enum):
+    """How a connection ends: a clean FIN or an RST (`drop`, and `peer_close` events)."""
+
+    FIN = "fin"
+    RST = "rst"
 
 
 class Framing(str, enum.Enum):
