@@ -11,7 +11,6 @@ import sys
 
 import httptools
 import trio
-
 from baseline_server import Requests, response
 
 DELAY_S = 0.1

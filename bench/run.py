@@ -25,10 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -63,7 +63,7 @@ class Row:
     value: str
     target: str
     reference: str
-    ok: Optional[bool]
+    ok: bool | None
 
 
 # --- processes ----------------------------------------------------------------------
@@ -286,7 +286,7 @@ def wrk(url: str, seconds: int) -> float:
     return float(match.group(1))
 
 
-def wrk_version() -> Optional[str]:
+def wrk_version() -> str | None:
     if shutil.which("wrk") is None:
         return None
     out = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
@@ -615,14 +615,14 @@ def print_table(rows: list[Row], header: str) -> None:
               "-" if r.ok is None else ("ok" if r.ok else "MISSED")] for r in rows]
     widths = [max(len(c), *(len(t[i]) for t in table)) if table else len(c) for i, c in enumerate(cols)]
     print(header)
-    print("| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths)) + " |")
+    print("| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for t in table:
-        print("| " + " | ".join(v.ljust(w) for v, w in zip(t, widths)) + " |")
+        print("| " + " | ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)) + " |")
     sys.stdout.flush()
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke of every figure")
     parser.add_argument("--only", default="1,2,3,4,5,6", help="figures to run, e.g. 1,4")

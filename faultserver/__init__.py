@@ -6,15 +6,27 @@ the loader and the server are imported on first use.
 
 from typing import Any
 
-from ._errors import FaultserverError, Problem, ProfileError, StartError, UsageError
+from ._errors import (
+    BindPolicyError,
+    CapacityError,
+    FaultserverError,
+    Problem,
+    ProfileError,
+    StartError,
+    UnknownListenerError,
+    UsageError,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BindPolicyError",
+    "CapacityError",
     "FaultserverError",
     "Problem",
     "ProfileError",
     "StartError",
+    "UnknownListenerError",
     "UsageError",
     "__version__",
     "load_profile_data",

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import resource
 import sys
-from typing import NoReturn, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
 
-from ._errors import FaultserverError, ProfileError, StartError, UsageError, find_exception
+from ._errors import FaultserverError, ProfileError, UsageError
+
+if TYPE_CHECKING:
+    from ._run import RunOptions
 
 __all__ = ["main"]
-
-log = logging.getLogger("faultserver")
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -60,31 +60,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_hostport(value: str, what: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise UsageError(f"{what}: expected HOST:PORT such as 127.0.0.1:8474, got {value!r}")
-    if host == "localhost":
-        host = "127.0.0.1"
-    return host, int(port)
-
-
-def raise_open_file_limit() -> int:
-    """Raise the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = max(soft, 1_048_576)
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return soft
-
-
 def _cmd_validate(paths: Sequence[str]) -> int:
     from ._profile.load import load_profile_file
 
@@ -102,7 +77,7 @@ def _cmd_validate(paths: Sequence[str]) -> int:
 
 
 def _cmd_actions() -> int:
-    from ._actions import ACCEPT_MODES, ACTIONS
+    from ._profile.actions import ACCEPT_MODES, ACTIONS
 
     print("actions (a rule's `action`, or the X-Fault header):")
     for name, spec in ACTIONS.items():
@@ -126,119 +101,54 @@ def _cmd_schema() -> int:
     return EXIT_OK
 
 
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s level=%(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
-    )
-    root = logging.getLogger("faultserver")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+def _run_options(args: argparse.Namespace) -> RunOptions:
+    from ._run import RunOptions, parse_control, parse_max_duration
 
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    import trio
-
-    from ._events import EventLog, JsonLinesSink
-    from ._profile.load import load_profile_file
-    from ._profile.units import UnitError, parse_duration
-    from ._server import Server, serve_until_signal
-
-    _setup_logging(args.log_level)
-    max_duration_s: Optional[float] = None
-    if args.max_duration is not None:
-        not_positive = UsageError(
-            f"--max-duration: expected a duration greater than 0, got {args.max_duration!r}"
-        )
-        value: object = args.max_duration
-        try:
-            value = float(args.max_duration)  # a plain number is seconds, as in a profile
-        except ValueError:
-            pass
-        if isinstance(value, float) and not 0 < value < float("inf"):  # also nan
-            raise not_positive
-        try:
-            max_duration_s = parse_duration(value)
-        except UnitError as exc:
-            raise UsageError(f"--max-duration: {exc}") from None
-        if max_duration_s <= 0:
-            raise not_positive
-    control = _parse_hostport(args.control, "--control") if args.control else None
-    limit = raise_open_file_limit()
-    profile = load_profile_file(args.profile)
-    token = os.environ.get("FAULTSERVER_TOKEN") or None
-    events = EventLog()
-    sink = None
-    if args.events:
-        try:
-            sink = JsonLinesSink(args.events)
-        except OSError as exc:
-            raise UsageError(f"--events: cannot open {args.events}: {exc.strerror}") from None
-        events.subscribe(sink)
-    server = Server(
-        profile,
-        control=control,
-        events=events,
-        token=token,
-        allow_privileged=args.allow_any_bind,
+    return RunOptions(
+        profile=args.profile,
+        control=parse_control(args.control) if args.control else None,
+        events=args.events,
+        log_level=args.log_level,
+        max_duration_s=parse_max_duration(args.max_duration) if args.max_duration is not None else None,
+        allow_any_bind=args.allow_any_bind,
     )
 
-    async def reload() -> None:
+
+def _dispatch(argv: Sequence[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        return _cmd_validate(args.profiles)
+    if args.command == "actions":
+        return _cmd_actions()
+    if args.command == "schema":
+        return _cmd_schema()
+    options = _run_options(args)
+    from ._run import run
+
+    return run(options)
+
+
+def open_standard_streams() -> None:
+    """Put /dev/null on standard input, output or error where they are closed.
+
+    Otherwise the first socket opened would get descriptor 1 (or 2), and the lines meant
+    for standard output (or the log) would be written into a client's connection.
+    """
+    for fd in (0, 1, 2):
         try:
-            new = load_profile_file(args.profile)
-        except ProfileError as exc:
-            # one line, whatever the number of problems
-            log.error(
-                "reload failed source=%s cause=sighup problems=%d (the old profile stays): %s",
-                args.profile, len(exc.problems), " | ".join(str(p) for p in exc.problems),
-            )
-            return
-        try:
-            await server.load(new, cause="sighup")  # logs the reload line itself
-        except StartError as exc:
-            log.error("reload failed source=%s cause=sighup (the old profile stays): %s", args.profile, exc)
+            os.fstat(fd)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
 
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(server.run)
 
-            def announce() -> None:  # once SIGTERM is caught (see serve_until_signal)
-                for rt in server.listeners.values():
-                    print(f"listener {rt.name} {rt.url} accept={rt.mode.value}")
-                print(f"control {server.control_url}")
-                sys.stdout.flush()
-                log.info("started seed=%s open_file_limit=%d", server.seed, limit)
-
-            await serve_until_signal(server, max_duration_s, reload, announce)
-
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `faultserver` command; returns the exit status."""
+    open_standard_streams()
     try:
-        trio.run(main)
-    except BaseException as exc:
-        start = find_exception(exc, FaultserverError)
-        if start is not None:
-            raise start from None
-        if find_exception(exc, KeyboardInterrupt) is not None:
-            return EXIT_OK
-        raise
-    finally:
-        if sink is not None:
-            sink.close()
-    log.info("stopped")
-    return EXIT_OK
-
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    try:
-        args = _parser().parse_args(argv)
-        if args.command == "validate":
-            return _cmd_validate(args.profiles)
-        if args.command == "actions":
-            return _cmd_actions()
-        if args.command == "schema":
-            return _cmd_schema()
-        return _cmd_run(args)
+        return _dispatch(argv)
     except ProfileError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -1,77 +1,108 @@
-"""The event log: what every connection and request did, newest 10,000 kept.
+"""The event log: what every connection and request did, the newest 10,000 kept.
 
-Events are plain dicts with the fields of interfaces-v1.md "Events" (`id`, `time`,
+Events are plain dicts with the fields of the README's "Events" (`id`, `time`,
 `listener`, `conn`, `peer`, `type`, ...); `listener` is null on the few server-wide
-events (`start`, `reset`). The log is written from the server's Trio
-thread and read from anywhere (the admin API, the pytest fixture's thread), so reads
-and writes take one small lock. Subscribers (the SSE stream, `--events FILE`, the
-fixture's `wait_for`) are called synchronously on each event and must be quick.
+events (`start`, `reset`).
+
+Theory of operation. Only the server's Trio thread writes: `emit` for dict events and
+`emit_fields` for the data plane's per-request events, which share one dict of fields.
+Both append to one bounded deque and nothing else runs per event: no subscriber is
+called. Readers pull instead. Each follower (an SSE stream, `--events FILE`, the
+fixture's `wait_for`) keeps a cursor, the id of the last event it handled, and waits
+in `wait_beyond(cursor)`; the first event after a wait wakes all the waiters at once
+and re-arms nothing until one of them waits again, so a burst of events costs one wake
+per batch, and emitting costs the same with no follower or a thousand.
+
+Reads come from any thread (the admin API, the fixture's thread) and take a snapshot:
+`list(deque)` and `deque.append` are each one step under the GIL, so no lock is taken.
+Ids in the buffer are consecutive, so the first wanted event is found by arithmetic.
+
+Sizes are bounded: a text field longer than `MAX_FIELD_CHARS` (a 58 KB path) is cut to
+that length and its key is listed in the event's `truncated` field, so 10,000 events
+hold at most a few tens of MB whatever the clients send.
 """
 
 from __future__ import annotations
 
 import collections
-import json
-import logging
-import threading
+import itertools
 import time
-from typing import Any, Callable, Optional, TextIO
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["DEFAULT_MAX_EVENTS", "Event", "EventLog", "EVENT_TYPES", "JsonLinesSink"]
+import trio
 
-log = logging.getLogger("faultserver")
+__all__ = [
+    "DEFAULT_MAX_EVENTS",
+    "MAX_FIELD_CHARS",
+    "Entry",
+    "Event",
+    "EventFollower",
+    "EventLog",
+    "Page",
+    "as_event",
+    "event_id",
+]
 
 Event = dict[str, Any]
+#: What the buffer holds: an event dict, or the compact record `emit_fields` keeps
+#: (id, time, type, listener, extra fields or None, shared fields, omitted key or None).
+Entry = Any
+#: A task that follows the log (started in the server's nursery): `await follower(log)`.
+EventFollower = Callable[["EventLog"], Awaitable[None]]
+
 DEFAULT_MAX_EVENTS = 10_000
-EVENT_TYPES = (
-    "start",
-    "accept",
-    "request",
-    "response",
-    "fault",
-    "idle_close",
-    "max_requests_close",
-    "peer_close",
-    "close",
-    "mode",
-    "phase",
-    "drop",
-    "reload",
-    "reset",
-    "error",
-)
+#: Text fields longer than this are cut to this many characters (and listed in `truncated`).
+MAX_FIELD_CHARS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One read of the log: `entries` (see `as_event`), how many wanted events are gone
+    (`missed`), the `since` to ask for next, and whether more events were left for it."""
+
+    entries: list[Entry]
+    missed: int
+    next_since: int
+    more: bool
 
 
 class EventLog:
-    """A bounded, thread-safe log with increasing ids."""
+    """A bounded log with increasing ids, written by one Trio thread, read from anywhere."""
 
     def __init__(self, maxlen: int = DEFAULT_MAX_EVENTS) -> None:
-        self._events: collections.deque[Event] = collections.deque(maxlen=maxlen)
+        self._events: collections.deque[Entry] = collections.deque(maxlen=maxlen)
         self._next_id = 1
-        self._lock = threading.Lock()
-        self._subscribers: list[Callable[[Event], None]] = []
+        #: set by the first event after someone started waiting (see the module docstring)
+        self._arrived: trio.Event | None = None
+        #: the last shared dict of `emit_fields` found to hold no long field
+        self._fields_checked: dict[str, Any] | None = None
         self.maxlen = maxlen
 
-    def emit(self, type: str, listener: Optional[str] = None, **fields: Any) -> Event:
+    # --- writing (the server's Trio thread) -------------------------------------------
+
+    def emit(self, type: str, listener: str | None = None, **fields: Any) -> Event:
         """Record one event; `listener` is None for server-wide events (`start`, `reset`)."""
-        with self._lock:
-            # built in one go: a dict grown by update() keeps a table twice the size
-            event: Event = {
-                "id": self._next_id, "time": time.time(), "type": type, "listener": listener,
-                **fields,
-            }
-            self._next_id += 1
-            self._events.append(event)
-        if self._subscribers:
-            self._publish(event)
+        # built in one go: a dict grown by update() keeps a table twice the size
+        event: Event = {
+            "id": self._next_id, "time": time.time(), "type": type, "listener": listener, **fields,
+        }
+        for value in fields.values():
+            if value.__class__ is str and len(value) > MAX_FIELD_CHARS:
+                _cut_long_fields(event)
+                break
+        self._next_id += 1
+        self._events.append(event)
+        self._wake()
         return event
 
     def emit_fields(
         self,
         type: str,
-        listener: Optional[str],
+        listener: str | None,
         fields: dict[str, Any],
-        omit: Optional[str] = None,
+        omit: str | None = None,
         /,
         **extra: Any,
     ) -> None:
@@ -79,105 +110,134 @@ class EventLog:
         per-request events, which share one dict of fields: it must not change afterwards.
         `omit`: a key of `fields` this event leaves out (a fault event has no `retry`).
 
-        Without subscribers the event is kept as a compact record, a tuple holding that
-        shared dict, and becomes a dict only when read. Only the Trio thread writes, and a
-        deque's append and `list(deque)` are each one step under the GIL, so this takes no
-        lock (readers take a snapshot). Building two dicts of a dozen keys per request and
-        a lock around each cost as much as answering the request.
+        The event is kept as a compact record, a tuple holding that shared dict, and
+        becomes a dict only when read: building two dicts of a dozen keys per request
+        cost as much as answering the request. The length check is one pass over a few
+        values, once per shared dict; only an event with a long field is built (and cut) here.
         """
+        if fields is not self._fields_checked:  # the request's first event: check it once
+            for value in fields.values():
+                if value.__class__ is str and len(value) > MAX_FIELD_CHARS:
+                    self._emit_cut(type, listener, fields, omit, extra)
+                    return
+            self._fields_checked = fields
+        for value in extra.values():
+            if value.__class__ is str and len(value) > MAX_FIELD_CHARS:
+                self._emit_cut(type, listener, fields, omit, extra)
+                return
         event_id = self._next_id
         self._next_id = event_id + 1
-        if not self._subscribers:
-            self._events.append((event_id, time.time(), type, listener, extra or None, fields, omit))
-            return
-        event: Event = {
-            "id": event_id, "time": time.time(), "type": type, "listener": listener,
-            **extra, **fields,
-        }
-        if omit is not None:
-            event.pop(omit, None)
-        with self._lock:
-            self._events.append(event)
-        self._publish(event)
+        self._events.append((event_id, time.time(), type, listener, extra or None, fields, omit))
+        arrived = self._arrived
+        if arrived is not None:
+            self._arrived = None
+            arrived.set()
 
-    def _publish(self, event: Event) -> None:
-        for subscriber in self._subscribers:
-            try:
-                subscriber(event)
-            except Exception:
-                # a broken reader (a full disk under --events) must not break the data plane
-                log.exception("event subscriber %r failed; it gets no more events", subscriber)
-                self._subscribers = [s for s in self._subscribers if s is not subscriber]
+    def _emit_cut(
+        self, type: str, listener: str | None, fields: dict[str, Any], omit: str | None, extra: dict[str, Any]
+    ) -> None:
+        merged = {**extra, **fields}
+        if omit is not None:
+            merged.pop(omit, None)
+        self.emit(type, listener, **merged)
+
+    def _wake(self) -> None:
+        arrived = self._arrived
+        if arrived is not None:
+            self._arrived = None
+            arrived.set()
+
+    def clear(self) -> None:
+        """Forget every event kept (a reset); ids go on from where they were."""
+        self._events.clear()
+
+    # --- following (Trio tasks in the server's thread) ----------------------------------
 
     @property
     def last_id(self) -> int:
+        """The id of the newest event emitted (0 before the first)."""
         return self._next_id - 1
 
-    def since(self, since_id: int = 0, limit: Optional[int] = None) -> tuple[list[Event], int]:
-        """Events with id > `since_id`, oldest first (at most `limit`), and how many missed.
+    async def wait_beyond(self, last_id: int) -> None:
+        """Return once an event newer than `last_id` has been emitted."""
+        if self._next_id - 1 > last_id:
+            await trio.lowlevel.checkpoint()
+            return
+        while self._next_id - 1 <= last_id:
+            arrived = self._arrived
+            if arrived is None:
+                arrived = self._arrived = trio.Event()
+            await arrived.wait()
+
+    # --- reading (any thread) -----------------------------------------------------------
+
+    def page(self, since_id: int = 0, limit: int | None = None) -> Page:
+        """Events with id > `since_id`, oldest first, at most `limit` of them.
 
         `missed` counts the events after `since_id` that are no longer kept (pushed out of
-        the bounded buffer, or cleared by a reset). Ids in the buffer are consecutive, so
-        the first wanted one is found by arithmetic, not by a scan.
+        the bounded buffer, or cleared by a reset).
         """
-        with self._lock:
-            events = list(self._events)
-            next_id = self._next_id
+        events = list(self._events)
+        next_id = self._next_id
         n = len(events)
-        oldest = _id_of(events[0]) if n else next_id
+        oldest = event_id(events[0]) if n else next_id
         first = min(n, max(0, since_id - oldest + 1))
         stop = n if limit is None else min(n, first + limit)
         missed = max(0, oldest - since_id - 1)
-        return [_as_event(e) for e in events[first:stop]], missed
+        entries = events[first:stop]
+        next_since = event_id(entries[-1]) if entries else since_id + missed
+        return Page(entries, missed, next_since, stop < n)
+
+    def catch_up(self, since_id: int, limit: int) -> Page:
+        """For a follower in the server's Trio thread: the newest `limit` events after
+        `since_id`. Older ones it has not seen are skipped, and counted in `missed` with those
+        no longer kept; `more` is always False. Costs what it returns, not the buffer's size.
+        """
+        events = self._events
+        n = len(events)
+        next_id = self._next_id
+        oldest = event_id(events[0]) if n else next_id
+        pending = min(n, max(0, next_id - 1 - max(since_id, oldest - 1)))
+        count = min(pending, limit)
+        missed = max(0, oldest - since_id - 1) + pending - count
+        entries = list(itertools.islice(reversed(events), count))
+        entries.reverse()
+        next_since = event_id(entries[-1]) if entries else max(since_id, next_id - 1)
+        return Page(entries, missed, next_since, False)
+
+    def since(self, since_id: int = 0, limit: int | None = None) -> tuple[list[Event], int]:
+        """Events with id > `since_id`, oldest first (at most `limit`), and how many missed."""
+        page = self.page(since_id, limit)
+        return [as_event(e) for e in page.entries], page.missed
 
     def select(self, **filters: Any) -> list[Event]:
         """Events whose fields equal every filter (`type="fault", action="close"`)."""
-        with self._lock:
-            events = list(self._events)
-        events = [_as_event(e) for e in events]
+        events = [as_event(e) for e in list(self._events)]
         return [e for e in events if all(e.get(k) == v for k, v in filters.items())]
 
-    def clear(self) -> None:
-        with self._lock:
-            self._events.clear()
 
-    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
-        """Call `callback(event)` on every new event; returns the unsubscribe function."""
-        self._subscribers = [*self._subscribers, callback]
-
-        def unsubscribe() -> None:
-            self._subscribers = [s for s in self._subscribers if s is not callback]
-
-        return unsubscribe
+def event_id(entry: Entry) -> int:
+    """The id of a buffer entry (a dict or a compact record)."""
+    return entry["id"] if type(entry) is dict else entry[0]  # type: ignore[no-any-return]
 
 
-def _id_of(entry: Any) -> int:
-    return entry["id"] if type(entry) is dict else entry[0]
-
-
-def _as_event(entry: Any) -> Event:
+def as_event(entry: Entry) -> Event:
     """An event as readers see it: a dict (`emit_fields` may have kept a compact record)."""
     if type(entry) is dict:
         return entry
-    event_id, when, kind, listener, extra, fields, omit = entry
+    event_id_, when, kind, listener, extra, fields, omit = entry
     if extra is None:
-        event = {"id": event_id, "time": when, "type": kind, "listener": listener, **fields}
+        event = {"id": event_id_, "time": when, "type": kind, "listener": listener, **fields}
     else:
-        event = {"id": event_id, "time": when, "type": kind, "listener": listener, **extra, **fields}
+        event = {"id": event_id_, "time": when, "type": kind, "listener": listener, **extra, **fields}
     if omit is not None:
         event.pop(omit, None)
     return event
 
 
-class JsonLinesSink:
-    """`--events FILE`: appends each event as one JSON line."""
-
-    def __init__(self, path: str) -> None:
-        self._file: TextIO = open(path, "a", encoding="utf-8", buffering=1)
-
-    def __call__(self, event: Event) -> None:
-        self._file.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")
-
-    def close(self) -> None:
-        self._file.close()
-
+def _cut_long_fields(event: Event) -> None:
+    """Cut every text field over `MAX_FIELD_CHARS`, and list the keys cut in `truncated`."""
+    cut = [k for k, v in event.items() if isinstance(v, str) and len(v) > MAX_FIELD_CHARS]
+    for key in cut:
+        event[key] = event[key][:MAX_FIELD_CHARS]
+    event["truncated"] = cut

@@ -1,426 +1,239 @@
 """The server: one Trio nursery owning the listeners, their schedules and the admin API.
 
 Every way of controlling a running faultserver (the admin API, SIGHUP, the pytest
-fixture) calls the methods of `Server`; none of them reaches into the listeners.
+fixture) calls the methods of `Server`; none of them reaches into the listeners to
+change them. Values arrive already parsed (enums, `Rule`s, a `Profile`): the edges
+parse, `Server` acts.
+
+Putting a profile in force (`load`, `reset`) is one transaction, and one at a time: the
+plan is computed (`_reload.plan_reload`), everything that can fail is tried first
+(building each listener's state with the new seed, binding the new ports), and only then
+is anything changed, shielded from cancellation, so a failure or a client that goes away
+leaves the profile in force exactly as it was.
 """
 
 from __future__ import annotations
 
-import itertools
+import enum
 import logging
 import random
-import signal
-from typing import Any, Optional
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import trio
 
-from ._errors import StartError, UsageError
-from ._events import EventLog
-from ._profile.model import AcceptMode, Listener, Profile, Rule
+from ._bind_policy import check_api_binds, check_control_bind
+from ._events import EventFollower, EventLog
+from ._in_force import ListenersInForce
+from ._profile.model import AcceptMode, CloseHow, Profile, Rule
+from ._reload import Change, ReloadCause, plan_reload
 from ._wire.listener import ListenerRuntime
 
-__all__ = ["Server"]
+__all__ = ["DEFAULT_MAX_SUBSCRIBERS", "ReloadCause", "Server", "ServerState"]
 
 log = logging.getLogger("faultserver")
 
+#: At most this many `GET /events/stream` readers at once (`control.max_subscribers`).
+DEFAULT_MAX_SUBSCRIBERS = 64
+#: The admin API's address when neither `--control` nor `control.bind` gives one.
+DEFAULT_CONTROL_BIND = ("127.0.0.1", 0)
 
-class _Slot:
-    """A listener and the cancel scopes of what runs for it."""
 
-    def __init__(self, rt: ListenerRuntime) -> None:
-        self.rt = rt
-        self.scope = trio.CancelScope()  # the listener's whole life (accept loop + connections)
-        self.schedule_scope: Optional[trio.CancelScope] = None
-        #: phase index -> rules in force in that phase (kept across cycles: streams go on)
-        self.phase_rules: dict[int, Any] = {}
-        self.override_mode: Optional[AcceptMode] = None
-        self.phase_mode: Optional[AcceptMode] = None
+class ServerState(str, enum.Enum):
+    """Where a server is in its life (`GET /readyz` answers 200 only while RUNNING)."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
 
 
 class Server:
     """A running faultserver. Create it, then `await server.run(task_status=...)` in a nursery.
 
     `with_admin`: serve the admin API (the CLI does; the pytest fixture only when asked).
+    `token`, `allowed_hosts` and `max_subscribers` override the profile's `control`
+    section; like `control`, they are read at start and stay for the server's life.
+    `followers` are tasks started at once in the server's nursery, each following the
+    event log (`--events FILE`, the fixture's `wait_for`).
     """
 
     def __init__(
         self,
         profile: Profile,
         *,
-        control: Optional[tuple[str, int]] = None,
+        control: tuple[str, int] | None = None,
         with_admin: bool = True,
-        events: Optional[EventLog] = None,
-        allow_privileged: bool = False,
-        token: Optional[str] = None,
+        events: EventLog | None = None,
+        allow_any_bind: bool = False,
+        token: str | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        max_subscribers: int | None = None,
+        followers: Sequence[EventFollower] = (),
     ) -> None:
         self.profile = profile
         self.loaded_profile = profile
         self.seed = profile.seed if profile.seed is not None else random.SystemRandom().randrange(2**31)
         self.events = events if events is not None else EventLog()
         self.with_admin = with_admin
-        self.control_bind = control or profile.control.bind or ("127.0.0.1", 0)
+        self.control_bind = control or profile.control.bind or DEFAULT_CONTROL_BIND
         self.token = token if token is not None else profile.control.token
-        self.allow_privileged = allow_privileged
-        self.control_url: Optional[str] = None
-        self._conn_ids = itertools.count(1)
-        self._slots: dict[str, _Slot] = {}
-        self._nursery: Optional[trio.Nursery] = None
+        if allowed_hosts is None:
+            allowed_hosts = profile.control.allowed_hosts
+        self.allowed_hosts: tuple[str, ...] = tuple(allowed_hosts)
+        if max_subscribers is None:
+            max_subscribers = profile.control.max_subscribers
+        self.max_subscribers: int = (
+            max_subscribers if max_subscribers is not None else DEFAULT_MAX_SUBSCRIBERS
+        )
+        self.allow_any_bind = allow_any_bind
+        self.control_url: str | None = None
+        self.state = ServerState.STARTING
+        self._followers = tuple(followers)
+        self._in_force = ListenersInForce(self.events)
+        self._nursery: trio.Nursery | None = None
         self._stopped = trio.Event()
-        self.trio_token: Optional[trio.lowlevel.TrioToken] = None
+        self._applying = trio.Lock()  # one profile put in force at a time
 
     # --- reading --------------------------------------------------------------------
 
     @property
     def listeners(self) -> dict[str, ListenerRuntime]:
-        return {name: slot.rt for name, slot in self._slots.items()}
+        return self._in_force.runtimes()
+
+    @property
+    def ready(self) -> bool:
+        """True while every listener is serving (not starting, not stopping)."""
+        return self.state is ServerState.RUNNING
 
     def listener(self, name: str) -> ListenerRuntime:
-        try:
-            return self._slots[name].rt
-        except KeyError:
-            raise UsageError(
-                f"no listener named {name!r} (listeners: {', '.join(self._slots) or 'none'})"
-            ) from None
-
-    def listener_info(self, rt: ListenerRuntime) -> dict[str, Any]:
-        s = rt.stats
-        return {
-            "name": rt.name,
-            "url": rt.url,
-            "bind": rt.config.bind,
-            "accept": rt.mode.value,
-            "open_connections": s.open_connections,
-            "peak_connections": s.peak_connections,
-            "connections": s.connections,
-            "requests": s.requests,
-            "in_flight": s.in_flight,
-            "faults": s.faults_by_action(),
-            "retries": s.retries,
-        }
+        """The listener named `name` (UnknownListenerError naming the ones there are)."""
+        return self._in_force.get(name)
 
     # --- life -----------------------------------------------------------------------
 
-    def _bind_all(self, listeners: tuple[Listener, ...]) -> list[ListenerRuntime]:
-        made: list[ListenerRuntime] = []
-        try:
-            for config in listeners:
-                self._check_bind_allowed(config)
-                rt = ListenerRuntime(
-                    config, self.events, self.seed, self.profile.fault_header, self._next_conn_id
-                )
-                try:
-                    rt.bind()
-                except OSError as exc:
-                    raise StartError(
-                        f"listener {config.name}: cannot bind {config.bind}: {exc.strerror or exc}"
-                    ) from None
-                made.append(rt)
-        except BaseException:
-            for rt in made:
-                rt.close()
-            raise
-        return made
-
-    def _check_bind_allowed(self, config: Listener) -> None:
-        """Nothing to check for the profile given at start: its author chose the binds."""
-
-    def check_binds_allowed(self, profile: Profile) -> Optional[str]:
-        """Why a profile sent over the admin API may not bind what it asks, or None.
-
-        Ports below 1024 and non-loopback addresses need `allow_privileged` (the CLI's
-        `--allow-any-bind`): whoever holds the token should not get to open the machine.
-        """
-        if self.allow_privileged:
-            return None
-        from ._admin.app import is_loopback
-
-        in_force = {slot.rt.config.bind for slot in self._slots.values()}
-        for config in profile.listeners:
-            if config.bind in in_force:
-                continue
-            if 0 < config.port < 1024:
-                return (
-                    f"listener {config.name}: port {config.port} is below 1024; start the "
-                    "server with --allow-any-bind to allow it"
-                )
-            if not is_loopback(config.host):
-                return (
-                    f"listener {config.name}: {config.host} is not a loopback address; start "
-                    "the server with --allow-any-bind to allow it"
-                )
-        return None
-
-    def _next_conn_id(self) -> int:
-        return next(self._conn_ids)
-
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind everything, start serving, report `self` as started, run until `stop()`."""
-        if self.with_admin and not self.token:
-            from ._admin.app import is_loopback, refuse_message
-
-            if not is_loopback(self.control_bind[0]):
-                raise StartError(refuse_message(*self.control_bind))
-        runtimes = self._bind_all(self.profile.listeners)
-        self.trio_token = trio.lowlevel.current_trio_token()
+        if self.with_admin:
+            check_control_bind(*self.control_bind, self.token)
+        runtimes = self._in_force.bind_all(self.profile.listeners, self.seed, self.profile.fault_header)
         self.events.emit("start", seed=self.seed, source=self.profile.source)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                for follower in self._followers:
+                    nursery.start_soon(follower, self.events)
                 if self.with_admin:
                     # the admin API first: if its port is taken, no listener has
                     # started listening (nothing starts, as for a listener's port)
-                    from ._admin.app import serve_admin
+                    from ._admin.serve import serve_admin
 
                     self.control_url = await nursery.start(serve_admin, self)
                 for rt in runtimes:
-                    await self._start_listener(rt)
+                    await self._in_force.start(nursery, rt)
+                self.state = ServerState.RUNNING
                 task_status.started(self)
                 await self._stopped.wait()
-                await self._shutdown()
+                self.state = ServerState.STOPPING
+                await self._in_force.shutdown()
                 nursery.cancel_scope.cancel()
         finally:
-            for slot in self._slots.values():
-                slot.rt.close()
-
-    async def _start_listener(self, rt: ListenerRuntime) -> None:
-        assert self._nursery is not None
-        slot = _Slot(rt)
-        self._slots[rt.name] = slot
-        await self._nursery.start(self._serve_listener, slot)
-
-    async def _serve_listener(self, slot: _Slot, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        rt = slot.rt
-        with slot.scope:
-            async with trio.open_nursery() as nursery:
-                await rt.apply_mode(rt.config.accept)
-                self._log_listener(rt, "start")
-                self.events.emit("mode", rt.name, accept=rt.mode.value, cause="profile")
-                nursery.start_soon(rt.run, nursery)
-                self._start_schedule(slot, nursery)
-                task_status.started()
-
-    def _log_listener(self, rt: ListenerRuntime, what: str) -> None:
-        log.info("listener %s listener=%s url=%s accept=%s", what, rt.name, rt.url, rt.mode.value)
+            for rt in runtimes:
+                rt.close()
+            self._in_force.close_all()
+            self.state = ServerState.STOPPED
 
     def stop(self) -> None:
         """Ask the server to stop (thread-unsafe: call from the Trio thread)."""
         self._stopped.set()
 
-    async def _shutdown(self) -> None:
-        """Close listeners, then every connection with a FIN, quickly."""
-        for slot in self._slots.values():
-            slot.rt.close()
-            slot.rt.drop("shutdown")
-            self._log_listener(slot.rt, "stop")
-        with trio.move_on_after(1.5):
-            while any(slot.rt.connections for slot in self._slots.values()):
-                await trio.sleep(0.01)
-
-    # --- schedule -------------------------------------------------------------------
-
-    def _start_schedule(self, slot: _Slot, nursery: trio.Nursery) -> None:
-        if slot.schedule_scope is not None:
-            slot.schedule_scope.cancel()
-        slot.phase_rules = {}
-        schedule = slot.rt.config.schedule
-        if schedule is None or not schedule.phases:
-            slot.schedule_scope = None
-            return
-        slot.schedule_scope = trio.CancelScope()
-        nursery.start_soon(self._run_schedule, slot, slot.schedule_scope)
-
-    async def _run_schedule(self, slot: _Slot, scope: trio.CancelScope) -> None:
-        rt = slot.rt
-        schedule = rt.config.schedule
-        assert schedule is not None
-        with scope:
-            cycle = 0
-            while True:
-                for index, phase in enumerate(schedule.phases):
-                    slot.override_mode = None
-                    mode = phase.accept or rt.config.accept
-                    if phase.rules is not None:
-                        ruleset = slot.phase_rules.get(index)
-                        if ruleset is None:
-                            ruleset = slot.phase_rules[index] = rt.set_rules(
-                                phase.rules, scope=f"phase-{index}"
-                            )
-                        rt.rules = ruleset
-                    else:
-                        rt.rules = rt.base_rules
-                    began = trio.current_time()
-                    await self._set_mode(rt, mode, "schedule")
-                    # announced once in force: whoever waits for the event meets the phase
-                    self.events.emit(
-                        "phase", rt.name, phase=index, cycle=cycle, duration=phase.duration_s,
-                        accept=mode.value,
-                    )
-                    await trio.sleep_until(began + phase.duration_s)
-                cycle += 1
-                if not schedule.repeat:
-                    break
-            rt.rules = rt.base_rules
-            await self._set_mode(rt, rt.config.accept, "schedule")
-            self.events.emit("phase", rt.name, phase=None, cycle=cycle, accept=rt.config.accept.value)
+    async def wait_stopped(self) -> None:
+        """Return once `stop()` has been called."""
+        await self._stopped.wait()
 
     # --- control (the admin API, SIGHUP and the fixture all come here) --------------
 
-    async def _set_mode(self, rt: ListenerRuntime, mode: AcceptMode, cause: str) -> None:
-        if rt.mode is mode:
-            return
-        old = rt.mode
-        await rt.apply_mode(mode)
-        log.info("mode listener=%s accept=%s was=%s cause=%s", rt.name, mode.value, old.value, cause)
-        self.events.emit("mode", rt.name, accept=mode.value, cause=cause)
-
-    async def set_accept(self, name: str, mode: str | AcceptMode) -> None:
+    async def set_accept(self, name: str, mode: AcceptMode) -> None:
         """Switch a listener's accept mode now; it holds until the next schedule phase."""
-        rt = self.listener(name)
-        try:
-            accept = AcceptMode(mode)
-        except ValueError:
-            raise UsageError(
-                f"unknown accept mode {mode!r} (expected one of: open, refuse, stall)"
-            ) from None
-        self._slots[name].override_mode = accept
-        await self._set_mode(rt, accept, "api")
+        await self.listener(name).set_mode(mode, "api")
 
     def set_rules(self, name: str, rules: tuple[Rule, ...]) -> None:
         """Replace a listener's rules now (fresh `times` and random streams)."""
         rt = self.listener(name)
         rt.base_rules = rt.set_rules(rules)
 
-    def drop(self, name: str, how: str = "fin", idle_only: bool = False) -> int:
+    async def update_listener(
+        self, name: str, *, accept: AcceptMode | None = None, rules: tuple[Rule, ...] | None = None
+    ) -> None:
+        """`PATCH /listeners/NAME`: new rules, then the new mode (both checked by the caller)."""
+        self.listener(name)
+        if rules is not None:
+            self.set_rules(name, rules)
+        if accept is not None:
+            await self.set_accept(name, accept)
+
+    def drop(self, name: str, how: CloseHow = CloseHow.FIN, idle_only: bool = False) -> int:
+        """End a listener's open connections with a FIN or an RST; returns how many."""
         rt = self.listener(name)
-        if how not in ("fin", "rst"):
-            raise UsageError(f"unknown drop {how!r} (expected 'fin' or 'rst')")
         count = rt.drop(how, idle_only)
-        self.events.emit("drop", rt.name, how=how, idle_only=idle_only, connections=count)
+        self.events.emit("drop", rt.name, how=how.value, idle_only=idle_only, connections=count)
         return count
 
     async def reset(self) -> None:
         """Back to the profile as loaded: modes, rules, times, streams, schedules, counters, events."""
-        self.events.clear()
-        await self._apply_profile(self.loaded_profile)
-        from ._metrics import ListenerStats
+        async with self._applying:
+            self.events.clear()
+            await self._apply(self.loaded_profile)
+            self._in_force.reset_stats()
+            log.info("reset source=%s listeners=%s", self.loaded_profile.source, ",".join(self.listeners))
+            self.events.emit("reset", source=self.loaded_profile.source)
 
-        for slot in self._slots.values():
-            open_now = len(slot.rt.connections)
-            slot.rt.stats = ListenerStats()
-            slot.rt.stats.open_connections = open_now
-            slot.rt.stats.peak_connections = open_now
-        log.info("reset source=%s listeners=%s", self.loaded_profile.source, ",".join(self._slots))
-        self.events.emit("reset", source=self.loaded_profile.source)
-
-    async def load(self, profile: Profile, cause: str = "reload") -> None:
+    async def load(
+        self, profile: Profile, cause: ReloadCause = ReloadCause.RELOAD, *, check_binds: bool = False
+    ) -> None:
         """Put a new (valid) profile in force; listeners whose bind is unchanged keep going.
 
-        `cause` (`api`, `sighup`, `reload`) is logged and put in the `reload` events: one
-        per listener, with `change` saying whether it was `kept`, `added` or `removed`.
+        `check_binds`: apply the bind policy for profiles sent over the admin API
+        (`_bind_policy.check_api_binds`). Logs one `reload` line and emits one `reload`
+        event per listener, with `change` saying whether it was kept, added or removed.
+        Raises StartError (BindPolicyError) and then nothing has changed.
         """
-        changes = await self._apply_profile(profile)
-        self.loaded_profile = profile
-        by_change: dict[str, list[str]] = {"kept": [], "added": [], "removed": []}
-        for name, change in changes.items():
-            by_change[change].append(name)
+        async with self._applying:
+            if check_binds:
+                check_api_binds(profile, self._in_force.binds(), self.allow_any_bind)
+            changes = await self._apply(profile)
+            self.loaded_profile = profile
+        names = {change: [n for n, c in changes.items() if c is change] for change in Change}
         log.info(
             "reload source=%s cause=%s kept=%s added=%s removed=%s",
-            profile.source, cause, *(",".join(by_change[c]) or "-" for c in ("kept", "added", "removed")),
+            profile.source, cause.value,
+            *(",".join(names[c]) or "-" for c in (Change.KEPT, Change.ADDED, Change.REMOVED)),
         )
         for name, change in changes.items():
-            self.events.emit("reload", name, change=change, cause=cause, source=profile.source)
+            self.events.emit("reload", name, change=change.value, cause=cause.value, source=profile.source)
 
-    def _configure(self, rt: ListenerRuntime, config: Listener, profile: Profile) -> None:
-        """Give a runtime the profile's seed, fault header and its listener's config."""
-        rt.seed = self.seed
-        rt.fault_header_name = profile.fault_header or ""
-        rt.fault_header = profile.fault_header.lower().encode("latin-1") if profile.fault_header else None
-        rt.reset_state(config)
-
-    async def _apply_profile(self, profile: Profile) -> dict[str, str]:
-        """Put `profile` in force; returns each listener's change: kept, added or removed."""
+    async def _apply(self, profile: Profile) -> dict[str, Change]:
+        """Put `profile` in force: try all that can fail, then change, shielded."""
+        listeners = self._in_force
+        plan = plan_reload(listeners.describe(), profile)
+        seed = profile.seed if profile.seed is not None else self.seed
+        for config in plan.kept:
+            listeners.build(config, seed, profile.fault_header)  # raises what configure() would
+        added = listeners.bind_all(plan.added, seed, profile.fault_header)
         assert self._nursery is not None
-        old = self._slots
-        new_configs = {l.name: l for l in profile.listeners}
-        kept: dict[str, Listener] = {}
-        added: list[Listener] = []
-        removed: list[str] = []
-        for name, slot in old.items():
-            config = new_configs.get(name)
-            # the same address keeps the socket; port 0 means "any", so the one we have
-            # will do, and so does the port in force written out (as GET /listeners says)
-            if config is not None and config.host == slot.rt.host and config.port in (
-                0, slot.rt.port, slot.rt.config.port
-            ):
-                kept[name] = config
-            else:
-                removed.append(name)
-        for name, config in new_configs.items():
-            if name not in kept:
-                added.append(config)
-        # bind the new ones first: if that fails, nothing changes
-        new_runtimes = self._bind_all(tuple(added)) if added else []
-        self.profile = profile
-        if profile.seed is not None:
-            self.seed = profile.seed
-        changes: dict[str, str] = {}
-        for name in removed:
-            slot = old.pop(name)
-            if slot.schedule_scope is not None:
-                slot.schedule_scope.cancel()
-            slot.rt.close()
-            slot.rt.drop("fin")
-            self._log_listener(slot.rt, "stop")
-            slot.scope.cancel()
-            changes[name] = "removed"
-        for name, config in kept.items():
-            slot = old[name]
-            rt = slot.rt
-            if slot.schedule_scope is not None:
-                slot.schedule_scope.cancel()  # before the mode: the old timeline must not race it
-                slot.schedule_scope = None
-            self._configure(rt, config, profile)
-            slot.override_mode = None
-            await self._set_mode(rt, config.accept, "profile")
-            self._start_schedule(slot, self._nursery)
-            changes[name] = "kept"
-        for rt in new_runtimes:
-            self._configure(rt, rt.config, profile)
-            await self._start_listener(rt)
-            changes[rt.name] = "added"
-        return changes
+        with trio.CancelScope(shield=True):
+            self.profile, self.seed = profile, seed
+            for name in plan.removed:
+                listeners.remove(name)
+            for config in plan.kept:
+                await listeners.reconfigure(config, seed, profile.fault_header)
+            for rt in added:
+                await listeners.start(self._nursery, rt)
+        return plan.changes()
 
 
-async def serve_until_signal(
-    server: Server, max_duration_s: Optional[float], on_hup: Any, on_ready: Any = None
-) -> None:
-    """The CLI's life: SIGINT/SIGTERM stop, SIGHUP reloads, `--max-duration` ends the run.
+if TYPE_CHECKING:  # mypy checks here that a Server is what the admin API needs
+    from ._admin.protocol import AdminServer
 
-    `on_ready()` is called once the signals are caught: a script that reads the CLI's
-    first lines and sends SIGTERM at once gets a clean stop, not the default death.
-    """
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
-        if on_ready is not None:
-            on_ready()
-        async with trio.open_nursery() as nursery:
-
-            async def watch() -> None:
-                async for signum in signals:
-                    if signum == signal.SIGHUP:
-                        await on_hup()
-                    else:
-                        log.info("signal %s: stopping", signal.Signals(signum).name)
-                        server.stop()
-                        return
-
-            nursery.start_soon(watch)
-            if max_duration_s is not None:
-
-                async def deadline() -> None:
-                    await trio.sleep(max_duration_s)
-                    log.info("--max-duration reached: stopping")
-                    server.stop()
-
-                nursery.start_soon(deadline)
-            await server._stopped.wait()
-            nursery.cancel_scope.cancel()
+    def _is_admin_server(server: Server) -> AdminServer:
+        return server

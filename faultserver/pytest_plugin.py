@@ -6,21 +6,22 @@ environment where faultserver is installed): the server is imported inside the f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from .testing import FaultServer
 
-_SERVERS = pytest.StashKey[list]()
+_SERVERS = pytest.StashKey[list["FaultServer"]]()
 
 #: How many of a server's newest events a failing test's report shows.
 REPORT_EVENTS = 30
 
 
 @pytest.fixture
-def faultserver(request: pytest.FixtureRequest) -> Iterator[Callable[..., "FaultServer"]]:
+def faultserver(request: pytest.FixtureRequest) -> Iterator[Callable[..., FaultServer]]:
     """A factory: `faultserver(profile, keep_binds=False, admin=False)` starts a server.
 
     `profile` is a path, YAML text (it has a newline) or a dict. Every server started

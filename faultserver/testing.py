@@ -18,14 +18,19 @@ import dataclasses
 import os
 import threading
 import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ._choices import parse_accept, parse_how
 from ._errors import FaultserverError, ProfileError, StartError, UsageError
 from ._events import Event, EventLog
 from ._profile.model import Profile, Rule
+
+if TYPE_CHECKING:
+    from ._wire.listener import ListenerRuntime
 
 __all__ = [
     "FaultServer",
@@ -40,7 +45,7 @@ __all__ = [
     "serve",
 ]
 
-ProfileSource = Union[str, os.PathLike, Mapping[str, Any], Profile]
+ProfileSource = str | os.PathLike[str] | Mapping[str, Any] | Profile
 
 #: How long start-up may take before the handle gives up.
 START_TIMEOUT_S = 10.0
@@ -96,12 +101,12 @@ def _rebind(profile: Profile) -> Profile:
 class ListenerHandle:
     """One listener of a running server: its address and counters."""
 
-    def __init__(self, server: "FaultServer", name: str) -> None:
+    def __init__(self, server: FaultServer, name: str) -> None:
         self._server = server
         self.name = name
 
     @property
-    def _rt(self) -> Any:
+    def _rt(self) -> ListenerRuntime:
         return self._server._server.listener(self.name)
 
     @property
@@ -146,39 +151,54 @@ class ListenerHandle:
 
     def info(self) -> dict[str, Any]:
         """What GET /listeners says of this listener."""
-        return self._server._call_sync(lambda: self._server._server.listener_info(self._rt))
+        from ._admin.views import listener_view
+
+        info: dict[str, Any] = self._server._call_sync(lambda: listener_view(self._rt))
+        return info
 
     def __repr__(self) -> str:
         return f"<ListenerHandle {self.name} {self.url} accept={self.accept}>"
 
 
 class FaultServer:
-    """A handle on a server running in a background thread."""
+    """A handle on a server running in a background thread.
+
+    `admin`, `control`, `token`, `allowed_hosts` and `max_subscribers` are the admin API's
+    settings (as `control.*` in a profile, which they override).
+    """
 
     def __init__(
         self,
         profile: Profile,
         *,
         admin: bool = False,
-        control: Optional[tuple[str, int]] = None,
-        token: Optional[str] = None,
+        control: tuple[str, int] | None = None,
+        token: str | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        max_subscribers: int | None = None,
     ) -> None:
         from ._server import Server
 
         self.events_log = EventLog()
         self._cond = threading.Condition()
-        self.events_log.subscribe(self._notify)
         self._server = Server(
-            profile, control=control, with_admin=admin, events=self.events_log, token=token
+            profile,
+            control=control,
+            with_admin=admin,
+            events=self.events_log,
+            token=token,
+            allowed_hosts=allowed_hosts,
+            max_subscribers=max_subscribers,
+            followers=[self._follow_events],
         )
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._started = threading.Event()
-        self._error: Optional[BaseException] = None
-        self._token: Optional[trio.lowlevel.TrioToken] = None
+        self._error: BaseException | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
 
     # --- life -----------------------------------------------------------------------
 
-    def start(self) -> "FaultServer":
+    def start(self) -> FaultServer:
         self._thread = threading.Thread(target=self._thread_main, name="faultserver", daemon=True)
         self._thread.start()
         if not self._started.wait(START_TIMEOUT_S):
@@ -220,7 +240,7 @@ class FaultServer:
             error, self._error = self._error, None
             raise _unwrap(error)
 
-    def __enter__(self) -> "FaultServer":
+    def __enter__(self) -> FaultServer:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -255,7 +275,7 @@ class FaultServer:
         return next(iter(self._server.listeners.values())).url
 
     @property
-    def control_url(self) -> Optional[str]:
+    def control_url(self) -> str | None:
         """The admin API's base URL (only when started with `admin=True`)."""
         return self._server.control_url
 
@@ -271,7 +291,7 @@ class FaultServer:
         self._server.listener(name)  # raises UsageError naming the listeners
         return ListenerHandle(self, name)
 
-    def _name(self, name: Optional[str]) -> str:
+    def _name(self, name: str | None) -> str:
         if name is None:
             return next(iter(self._server.listeners))
         return name
@@ -280,21 +300,27 @@ class FaultServer:
 
     def set_accept(self, listener: str, mode: str) -> None:
         """Switch the accept mode (open, refuse, stall) now, keeping the port."""
-        self._call(self._server.set_accept, listener, mode)
+        self._server.listener(listener)  # UsageError naming the listeners, before the mode
+        self._call(self._server.set_accept, listener, parse_accept(mode))
 
-    def set_rules(self, listener: str, rules: Sequence[Union[Mapping[str, Any], Rule]]) -> None:
+    def set_rules(self, listener: str, rules: Sequence[Mapping[str, Any] | Rule]) -> None:
         """Replace a listener's rules (dicts as in a profile, or `Rule` objects)."""
         from ._profile.load import load_rules
 
-        if all(isinstance(r, Rule) for r in rules):
-            parsed = tuple(rules)  # type: ignore[arg-type]
+        objects = tuple(r for r in rules if isinstance(r, Rule))
+        if len(objects) == len(rules):
+            parsed = objects
         else:
-            parsed = load_rules([dict(r) for r in rules], listener, source="<set_rules>")  # type: ignore[arg-type]
+            data = [dict(r) if isinstance(r, Mapping) else r for r in rules]
+            parsed = load_rules(data, listener, source="<set_rules>")
         self._call_sync(self._server.set_rules, listener, parsed)
 
-    def drop(self, listener: Optional[str] = None, how: str = "fin", idle_only: bool = False) -> int:
+    def drop(self, listener: str | None = None, how: str = "fin", idle_only: bool = False) -> int:
         """End open connections with FIN or RST, as a backend restart does."""
-        return self._call_sync(self._server.drop, self._name(listener), how, idle_only)
+        name = self._name(listener)
+        self._server.listener(name)
+        count: int = self._call_sync(self._server.drop, name, parse_how(how), idle_only)
+        return count
 
     def load(self, profile: ProfileSource, keep_binds: bool = False) -> None:
         """Put a new profile in force (listeners keep their ports unless their bind changed)."""
@@ -307,9 +333,14 @@ class FaultServer:
 
     # --- observing ------------------------------------------------------------------
 
-    def _notify(self, event: Event) -> None:
-        with self._cond:
-            self._cond.notify_all()
+    async def _follow_events(self, log: EventLog) -> None:
+        """Wake `wait_for` callers once per batch of events (a task in the server's thread)."""
+        seen = 0
+        while True:
+            await log.wait_beyond(seen)
+            seen = log.last_id
+            with self._cond:
+                self._cond.notify_all()
 
     def events(self, **filters: Any) -> list[Event]:
         """Events so far whose fields equal every filter: `events(type="fault", action="close")`."""
@@ -349,14 +380,14 @@ class FaultServer:
             lambda: self.wait_for(timeout, **filters), abandon_on_cancel=True
         )
 
-    def requests(self, listener: Optional[str] = None) -> list[Event]:
+    def requests(self, listener: str | None = None) -> list[Event]:
         """The requests the server read, in order (their `request` events)."""
         filters: dict[str, Any] = {"type": "request"}
         if listener is not None:
             filters["listener"] = listener
         return self.events(**filters)
 
-    def retries(self, listener: Optional[str] = None) -> list[Event]:
+    def retries(self, listener: str | None = None) -> list[Event]:
         """Requests seen again on a new connection (same fingerprint), in order."""
         return [e for e in self.requests(listener) if e.get("retry")]
 

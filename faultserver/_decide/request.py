@@ -1,30 +1,49 @@
-"""What the data plane hands to the deciding code: one request, completely read."""
+"""What the data plane hands to the deciding code: one request, its head and (once read) its body."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Optional
 
 __all__ = ["Request"]
 
 _EMPTY_BODY_HASH = hashlib.blake2b(b"", digest_size=8).hexdigest()
+#: The body part of a fingerprint when the body was never read (an `Expect: 100-continue`
+#: request that met a fault before its body was asked for).
+UNREAD_BODY = "-"
+#: In a fingerprint, a longer path or request id is its start, `...#` and a hash of the whole:
+#: the fingerprint stays short enough for the event log to keep whole (a 60 KB path does not
+#: make a 60 KB fingerprint), and two long paths that differ only after the cut still differ.
+FINGERPRINT_PATH_CHARS = 600
+FINGERPRINT_ID_CHARS = 200
+
+
+def _shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+    return f"{text[: limit - 20]}...#{digest}"
 
 
 @dataclass(slots=True)
 class Request:
-    """A parsed request. Header names are lower-case bytes, in arrival order."""
+    """A parsed request. Header names are lower-case bytes, in arrival order.
+
+    The reader builds it when the head is complete and fills `body` when the message ends;
+    `body_read` stays False for a request answered before its body was asked for.
+    """
 
     method: str
     target: str
     path: str
     headers: list[tuple[bytes, bytes]]
-    body: bytes = b""
+    body: bytes | bytearray = b""
     http_version: str = "1.1"
     keep_alive: bool = True
     #: 1 for the first request on its connection
     number: int = 1
-    _header_map: Optional[dict[str, list[str]]] = field(default=None, repr=False)
+    body_read: bool = True
+    _header_map: dict[str, list[str]] | None = field(default=None, repr=False)
 
     def header_values(self, name: str) -> list[str]:
         """All values of header `name` (lower case), decoded as latin-1."""
@@ -35,7 +54,7 @@ class Request:
             self._header_map = m
         return self._header_map.get(name, [])
 
-    def header(self, name: str) -> Optional[bytes]:
+    def header(self, name: bytes) -> bytes | None:
         """The first value of header `name` (lower-case bytes), or None; cheap, no decoding."""
         for k, v in self.headers:
             if k == name:
@@ -43,11 +62,21 @@ class Request:
         return None
 
     @property
+    def head_key(self) -> str:
+        """Method, path and X-Request-Id: the fingerprint less its body hash."""
+        return f"{self.method} {_shorten(self.path, FINGERPRINT_PATH_CHARS)}{self._id_tail()}"
+
+    @property
     def fingerprint(self) -> str:
         """Same method, path, body and X-Request-Id: the same request sent again."""
-        body_hash = (
-            hashlib.blake2b(self.body, digest_size=8).hexdigest() if self.body else _EMPTY_BODY_HASH
-        )
+        if not self.body_read:
+            body_hash = UNREAD_BODY
+        elif self.body:
+            body_hash = hashlib.blake2b(self.body, digest_size=8).hexdigest()
+        else:
+            body_hash = _EMPTY_BODY_HASH
+        return f"{self.method} {_shorten(self.path, FINGERPRINT_PATH_CHARS)} {body_hash}{self._id_tail()}"
+
+    def _id_tail(self) -> str:
         rid = self.header(b"x-request-id")
-        tail = f" {rid.decode('latin-1')}" if rid else ""
-        return f"{self.method} {self.path} {body_hash}{tail}"
+        return f" {_shorten(rid.decode('latin-1'), FINGERPRINT_ID_CHARS)}" if rid else ""

@@ -12,7 +12,6 @@ import json
 import time
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Optional
 
 from .._profile.model import Body, Framing, Respond, Response
 from .request import Request
@@ -55,7 +54,7 @@ def merge_response(base: Response, override: Respond) -> Response:
 class _DateCache:
     """The `date` header line, rebuilt once a second."""
 
-    __slots__ = ("second", "line")
+    __slots__ = ("line", "second")
 
     def __init__(self) -> None:
         self.second = -1
@@ -76,20 +75,20 @@ class PreparedResponse:
     """One configured response, encoded as far as the profile allows."""
 
     __slots__ = (
-        "response",
-        "listener",
-        "_status_line",
-        "_headers",
         "_body",
+        "_cache",
+        "_cache_second",
+        "_cacheable",
+        "_chunked",
+        "_closes",
+        "_headers",
         "_no_body",
+        "_status_line",
         "_user_close",
         "_user_date",
         "_user_length",
-        "_cache_second",
-        "_cache",
-        "_cacheable",
-        "_closes",
-        "_chunked",
+        "listener",
+        "response",
     )
 
     def __init__(self, response: Response, listener: str) -> None:
@@ -120,7 +119,7 @@ class PreparedResponse:
         self._chunked = framing is Framing.CHUNKED
 
     @staticmethod
-    def _static_body(body: Optional[Body]) -> Optional[bytes]:
+    def _static_body(body: Body | None) -> bytes | None:
         if body is None:
             return None
         if body.data is not None:
@@ -132,7 +131,7 @@ class PreparedResponse:
         """The profile's headers say `connection: close`: FIN after this response."""
         return self._closes
 
-    def closes_after(self, request: Optional[Request]) -> bool:
+    def closes_after(self, request: Request | None) -> bool:
         """FIN after this response to `request`: `closes`, or chunked framing asked of an
         HTTP/1.0 request, which is sent without a length (the close ends the body)."""
         if self._closes:
@@ -141,7 +140,7 @@ class PreparedResponse:
 
     def render(
         self,
-        request: Optional[Request],
+        request: Request | None,
         conn_id: int,
         close: bool,
         head_only: bool = False,
@@ -169,7 +168,7 @@ class PreparedResponse:
         close: bool,
         head_only: bool,
         v10: bool,
-        request: Optional[Request] = None,
+        request: Request | None = None,
     ) -> bytes:
         framing = self.response.framing
         if framing is Framing.CHUNKED and v10:
@@ -182,10 +181,7 @@ class PreparedResponse:
             parts.append(b"content-length: %d\r\n" % len(body))
         elif framing is Framing.CHUNKED:
             parts.append(b"transfer-encoding: chunked\r\n")
-            if body:
-                body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
-            else:
-                body = b"0\r\n\r\n"
+            body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n"
         if close and not self._user_close:
             parts.append(b"connection: close\r\n")
         elif v10 and not close:
@@ -195,7 +191,7 @@ class PreparedResponse:
             parts.append(body)
         return b"".join(parts)
 
-    def _echo(self, request: Optional[Request], conn_id: int) -> bytes:
+    def _echo(self, request: Request | None, conn_id: int) -> bytes:
         if request is None:
             return b"{}\n"
         doc = {
@@ -213,13 +209,15 @@ class PreparedResponse:
         return json.dumps(doc).encode() + b"\n"
 
 
-def error_response(status: int, message: str) -> bytes:
+def error_response(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> bytes:
     """A small error answer that closes the connection (bad request, limits, X-Fault typos)."""
     body = (json.dumps({"error": message}) + "\n").encode()
+    extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in headers)
     return (
         f"HTTP/1.1 {status} {_reason(status)}\r\n".encode()
         + _DATE.get()
         + b"content-type: application/json\r\n"
+        + extra
         + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
         + body
     )

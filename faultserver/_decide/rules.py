@@ -12,25 +12,16 @@ adding a rule leaves the other rules' draws alone. Time and sockets never enter 
 from __future__ import annotations
 
 import fnmatch
-import operator
 import random
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
 
 from .._profile.model import Action, At, Match, Rule
+from .._profile.regex import PathRegex
 from .request import Request
 
 __all__ = ["CompiledRule", "Decision", "RuleSet", "stream"]
-
-_COMPARE: dict[str, Callable[[int, int], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    ">=": operator.ge,
-    "<=": operator.le,
-    ">": operator.gt,
-    "<": operator.lt,
-}
 
 
 def stream(seed: int, *parts: str) -> random.Random:
@@ -39,7 +30,7 @@ def stream(seed: int, *parts: str) -> random.Random:
     `random.Random` seeds from a str through SHA-512, so this is the same on every run
     and every machine, whatever PYTHONHASHSEED says.
     """
-    return random.Random("/".join((str(seed),) + parts))
+    return random.Random("/".join((str(seed), *parts)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +46,7 @@ class Decision:
 class CompiledRule:
     """A rule with its patterns compiled and its mutable state (`times`, random stream)."""
 
-    __slots__ = ("rule", "rng", "remaining", "_path_re", "_header_res", "_methods", "_roc")
+    __slots__ = ("_headers", "_methods", "_number", "_path_glob", "_path_regex", "remaining", "rng", "rule")
 
     def __init__(self, rule: Rule, rng: random.Random) -> None:
         self.rule = rule
@@ -63,40 +54,30 @@ class CompiledRule:
         self.remaining = rule.times
         m: Match = rule.match
         self._methods = m.methods
-        if m.path_regex is not None:
-            self._path_re: Optional[re.Pattern[str]] = m.path_regex
-        elif m.path_glob is not None:
-            self._path_re = re.compile(fnmatch.translate(m.path_glob))
-        else:
-            self._path_re = None
-        self._header_res = tuple(
-            (name, re.compile(fnmatch.translate(glob))) for name, glob in m.headers
-        )
+        # a glob matches the whole path; a regex is searched (anchor it with ^...$)
+        self._path_glob = _glob(m.path_glob) if m.path_glob is not None else None
+        self._path_regex: PathRegex | None = m.path_regex
+        self._headers = tuple((name, _glob(glob)) for name, glob in m.headers)
+        self._number: Callable[[int], bool] | None = None
         if m.request_on_connection is not None:
             op, n = m.request_on_connection
-            cmp = _COMPARE[op]
-            self._roc: Optional[Callable[[int], bool]] = lambda number: cmp(number, n)
-        else:
-            self._roc = None
+            self._number = lambda number: op.holds(number, n)
 
     def matches(self, request: Request) -> bool:
         if self._methods is not None and request.method not in self._methods:
             return False
-        if self._roc is not None and not self._roc(request.number):
+        if self._number is not None and not self._number(request.number):
             return False
-        if self._path_re is not None:
-            # a regex is searched (anchor it with ^...$ to match all); a glob matches all
-            if self.rule.match.path_regex is not None:
-                if not self._path_re.search(request.path):
-                    return False
-            elif not self._path_re.match(request.path):
-                return False
-        for name, pattern in self._header_res:
-            if not any(pattern.match(v) for v in request.header_values(name)):
-                return False
-        return True
+        if self._path_glob is not None and not self._path_glob.match(request.path):
+            return False
+        if self._path_regex is not None and not self._path_regex.search(request.path):
+            return False
+        return all(
+            any(glob.match(value) for value in request.header_values(name))
+            for name, glob in self._headers
+        )
 
-    def draw(self) -> Optional[Decision]:
+    def draw(self) -> Decision | None:
         """Called on a match: `None` when spent or when the probability draw fails."""
         if self.remaining is not None and self.remaining <= 0:
             return None
@@ -109,10 +90,15 @@ class CompiledRule:
         return Decision(rule.name, rule.action, delay_s, self.rng)
 
 
+def _glob(pattern: str) -> re.Pattern[str]:
+    """fnmatch's translation: `*` also matches `/`; linear-time for any glob."""
+    return re.compile(fnmatch.translate(pattern))
+
+
 class RuleSet:
     """A listener's rules, in order, with their state. First match that acts wins."""
 
-    __slots__ = ("rules", "_request", "_connect")
+    __slots__ = ("_connect", "_request", "rules")
 
     def __init__(self, rules: Sequence[Rule], seed: int, listener: str, scope: str = "") -> None:
         self.rules = tuple(rules)
@@ -128,7 +114,7 @@ class RuleSet:
     def has_connect_rules(self) -> bool:
         return bool(self._connect)
 
-    def decide_request(self, request: Request) -> Optional[Decision]:
+    def decide_request(self, request: Request) -> Decision | None:
         for c in self._request:
             if c.matches(request):
                 decision = c.draw()
@@ -136,7 +122,7 @@ class RuleSet:
                     return decision
         return None
 
-    def decide_connect(self) -> Optional[Decision]:
+    def decide_connect(self) -> Decision | None:
         for c in self._connect:
             decision = c.draw()
             if decision is not None:

@@ -2,17 +2,17 @@
 
 Everything here is already validated and in its final unit (seconds, bytes): the
 loader (`load.py`) is the only way in, so nothing half-valid exists. The names follow
-profile-v1.md word for word (`refuse`, `stall`, `close`, `reset`...).
+the profile format word for word (`refuse`, `stall`, `close`, `reset`...).
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass, field
-from typing import Optional, Union
 
-from .units import Duration
+from .._address import format_hostport
+from .regex import PathRegex
+from .units import Comparison, Duration
 
 __all__ = [
     "AcceptMode",
@@ -42,7 +42,7 @@ __all__ = [
 
 
 class AcceptMode(str, enum.Enum):
-    """What a TCP connect meets (profile-v1.md "Accept modes")."""
+    """What a TCP connect meets (the profile format's "Accept modes")."""
 
     OPEN = "open"
     REFUSE = "refuse"
@@ -72,6 +72,8 @@ class At(str, enum.Enum):
 
 
 class ActionName(str, enum.Enum):
+    """The actions of the profile format; `actions.ACTIONS` says what each takes."""
+
     RESPOND = "respond"
     CLOSE = "close"
     RESET = "reset"
@@ -85,8 +87,8 @@ class ActionName(str, enum.Enum):
 class Body:
     """A response body: literal bytes, or `size` bytes of generated filler."""
 
-    data: Optional[bytes] = None
-    size: Optional[int] = None
+    data: bytes | None = None
+    size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +97,7 @@ class Response:
 
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()
-    body: Optional[Body] = None
+    body: Body | None = None
     framing: Framing = Framing.LENGTH
 
 
@@ -106,10 +108,10 @@ class Response:
 class Respond:
     """Answer with the listener's response, with any of these overrides applied."""
 
-    status: Optional[int] = None
+    status: int | None = None
     headers: tuple[tuple[str, str], ...] = ()
-    body: Optional[Body] = None
-    framing: Optional[Framing] = None
+    body: Body | None = None
+    framing: Framing | None = None
     name = ActionName.RESPOND
 
 
@@ -132,7 +134,7 @@ class Reset:
 class Hang:
     """Stay silent, discarding what arrives; close after `for_s` (None: until the peer leaves)."""
 
-    for_s: Optional[Duration] = None
+    for_s: Duration | None = None
     name = ActionName.HANG
 
 
@@ -150,8 +152,8 @@ class Dribble:
     """The full response in pieces: `chunk_bytes` every `interval`, or at `rate_bytes_per_s`."""
 
     chunk_bytes: int = 1
-    interval: Optional[Duration] = None
-    rate_bytes_per_s: Optional[float] = None
+    interval: Duration | None = None
+    rate_bytes_per_s: float | None = None
     name = ActionName.DRIBBLE
 
 
@@ -163,7 +165,7 @@ class Garbage:
     name = ActionName.GARBAGE
 
 
-Action = Union[Respond, Close, Reset, Hang, Partial, Dribble, Garbage]
+Action = Respond | Close | Reset | Hang | Partial | Dribble | Garbage
 
 
 # --- rules ----------------------------------------------------------------------------
@@ -176,11 +178,11 @@ class Match:
     `path_glob` and `path_regex` are exclusive. Header names are lower case.
     """
 
-    methods: Optional[frozenset[str]] = None
-    path_glob: Optional[str] = None
-    path_regex: Optional[re.Pattern[str]] = None
+    methods: frozenset[str] | None = None
+    path_glob: str | None = None
+    path_regex: PathRegex | None = None
     headers: tuple[tuple[str, str], ...] = ()
-    request_on_connection: Optional[tuple[str, int]] = None
+    request_on_connection: tuple[Comparison, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +194,8 @@ class Rule:
     at: At = At.REQUEST
     match: Match = field(default_factory=Match)
     probability: float = 1.0
-    times: Optional[int] = None
-    delay: Optional[Duration] = None
+    times: int | None = None
+    delay: Duration | None = None
 
 
 # --- listeners ------------------------------------------------------------------------
@@ -201,8 +203,10 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Keepalive:
-    idle_close: Optional[Duration] = None
-    max_requests: Optional[int] = None
+    """When a kept-alive connection is closed (FIN) without `Connection: close` saying so."""
+
+    idle_close: Duration | None = None
+    max_requests: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +216,8 @@ class Limits:
     header_timeout_s: float = 30.0
     max_header_bytes: int = 64 * 1024
     max_body_bytes: int = 16 * 1024 * 1024
+    #: the largest size (`bytes`, `chunk`) that the `X-Fault` header may ask for
+    max_fault_header_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,41 +225,53 @@ class Phase:
     """One step of a schedule; `None` fields leave the listener as configured."""
 
     duration_s: float
-    accept: Optional[AcceptMode] = None
-    rules: Optional[tuple[Rule, ...]] = None
+    accept: AcceptMode | None = None
+    rules: tuple[Rule, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
+    """A timeline of phases that starts when the listener opens."""
+
     phases: tuple[Phase, ...]
     repeat: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Listener:
+    """One listening socket and how it misbehaves (the profile format's "A listener")."""
+
     name: str
     host: str
     port: int
     accept: AcceptMode = AcceptMode.OPEN
     backlog: int = 128
-    max_connections: Optional[int] = None
+    max_connections: int | None = None
     response: Response = field(default_factory=Response)
     keepalive: Keepalive = field(default_factory=Keepalive)
     rules: tuple[Rule, ...] = ()
-    schedule: Optional[Schedule] = None
+    schedule: Schedule | None = None
     limits: Limits = field(default_factory=Limits)
 
     @property
     def bind(self) -> str:
         """`host:port` as written in a profile (`[::1]:8080` for IPv6)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return format_hostport(self.host, self.port)
 
 
 @dataclass(frozen=True, slots=True)
 class Control:
-    bind: Optional[tuple[str, int]] = None
-    token: Optional[str] = None
+    """The admin API's bind (None: the CLI's `--control`, or a free loopback port) and token.
+
+    `allowed_hosts`: names a `Host` or `Origin` may give for the admin API besides its address
+    and `localhost` (lower case, IP literals without brackets); `max_subscribers`: the most
+    event-stream readers at once (None: the server's default).
+    """
+
+    bind: tuple[str, int] | None = None
+    token: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    max_subscribers: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,8 +280,8 @@ class Profile:
 
     listeners: tuple[Listener, ...]
     version: int = 1
-    seed: Optional[int] = None
-    fault_header: Optional[str] = "x-fault"
+    seed: int | None = None
+    fault_header: str | None = "x-fault"
     control: Control = field(default_factory=Control)
     source: str = "<string>"
     #: the parsed document (plain JSON-able data), for GET /profile

@@ -1,19 +1,28 @@
 """The JSON Schema (draft 2020-12) of the profile format, for editors and outside tools.
 
-It agrees with the loader (`load.py`) on every key and every closed set of values; the
-loader remains the judge of what a schema cannot say (a regex that does not compile, a
-uniform whose LOW is above HIGH, unique names and binds, the value of a size given as a
-string). Actions and their keys come from `_actions.ACTIONS`, as in the loader.
+It is drawn from the loader's own tables: the action table (`actions.ACTIONS`), the tables of
+keys of `response`, `keepalive` and `limits`, the kinds of values (`keys.ValueKind`, one
+`$defs` entry each) and the key lists of each section. The loader remains the judge of what a
+schema cannot say (a regex RE2 does not take, a uniform whose LOW is above HIGH, unique names
+and binds, the value of a size given as a string), and it is never more lenient than this
+schema (tests/unit/test_profile_fuzz.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from .. import _actions
-from .load import DISTRIBUTIONS, MATCH_KEYS, RULE_KEYS, SUPPORTED_VERSIONS, THEN_ACTIONS
+from .actions import ACTIONS, CONNECT_ACTIONS, RULE_KEYS, THEN_ACTIONS, ActionSpec
+from .document import MAX_SEED, MAX_SUBSCRIBERS, MIN_SEED, SUPPORTED_VERSIONS, TOP_KEYS
+from .keys import Key, ValueKind
+from .listener import KEEPALIVE_KEYS, LIMITS_KEYS, LISTENER_KEYS, MAX_BACKLOG, NAME, RESPONSE_KEYS
 from .model import AcceptMode, At, Framing
-from .units import MAX_DURATION_S, MAX_SIZE_BYTES
+from .rule import MATCH_KEYS
+from .schedule import PHASE_KEYS, SCHEDULE_KEYS
+from .timing import DISTRIBUTIONS, MAX_SIGMA
+from .units import MAX_COUNT, MAX_DURATION_S, MAX_SIZE_BYTES
+from .values import TOKEN
 
 __all__ = ["profile_schema"]
 
@@ -25,8 +34,8 @@ DURATION_PATTERN = rf"^\s*{_NUMBER}\s*([mM][sS]|[sSmMhH])\s*$"
 SIZE_PATTERN = rf"^\s*{_NUMBER}\s*([bB]|[kKmMgG][iI]?[bB])?\s*$"
 RATE_PATTERN = rf"^\s*{_NUMBER}\s*([bB]|[kKmMgG][iI]?[bB])?\s*/s\s*$"
 COMPARISON_PATTERN = r"^\s*(>=|<=|==|!=|>|<|=)?\s*[0-9]+\s*$"
-TOKEN_PATTERN = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"
-NAME_PATTERN = r"^[a-z0-9_-]+$"
+TOKEN_PATTERN = f"^{TOKEN.pattern}$"
+NAME_PATTERN = f"^{NAME.pattern}$"
 BIND_PATTERN = r"^(\[[0-9A-Fa-f:.]+(%[^\]]+)?\]|localhost|[0-9]+(\.[0-9]+){3}):[0-9]{1,5}$"
 
 
@@ -56,112 +65,113 @@ def _enum(values: list[str], description: str = "") -> Schema:
     return schema
 
 
-def _defs() -> dict[str, Schema]:
-    duration = {
-        "description": "seconds (1.5) or a string with a unit: 250ms, 2s, 1m, 1h",
-        "anyOf": [
-            {"type": "number", "minimum": 0, "maximum": MAX_DURATION_S},
-            {"type": "string", "pattern": DURATION_PATTERN},
-        ],
-    }
-    positive_duration = {
-        "description": "a duration above 0",
-        "anyOf": [
-            {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_S},
-            {"type": "string", "pattern": DURATION_PATTERN},
-        ],
-    }
-    size = {
-        "description": "bytes (512) or a string: 512B, 4KiB, 1MiB, 1KB (=1000)",
-        "anyOf": [
-            {"type": "integer", "minimum": 0, "maximum": MAX_SIZE_BYTES},
-            {"type": "string", "pattern": SIZE_PATTERN},
-        ],
-    }
-    positive_size = {
-        "description": "a size above 0",
-        "anyOf": [
-            {"type": "integer", "minimum": 1, "maximum": MAX_SIZE_BYTES},
-            {"type": "string", "pattern": SIZE_PATTERN},
-        ],
-    }
-    rate = {
-        "description": "a size per second: 1KiB/s, 100B/s",
-        "type": "string",
-        "pattern": RATE_PATTERN,
-    }
-    distribution_one_of = [
-        _object(
-            {
-                "uniform": {
-                    "type": "array",
-                    "items": {"$ref": "#/$defs/duration"},
-                    "minItems": 2,
-                    "maxItems": 2,
-                    "description": "[LOW, HIGH], LOW not above HIGH",
-                }
-            },
-            required=("uniform",),
-        ),
-        _object(
-            {
-                "normal": _object(
-                    {"mean": {"$ref": "#/$defs/duration"}, "stddev": {"$ref": "#/$defs/duration"}},
-                    required=("mean", "stddev"),
-                    description="clipped at 0",
-                )
-            },
-            required=("normal",),
-        ),
-        _object(
-            {
-                "lognormal": _object(
-                    {
-                        "median": {"$ref": "#/$defs/positive_duration"},
-                        "sigma": {"type": "number", "minimum": 0, "maximum": 10},
-                    },
-                    required=("median", "sigma"),
-                )
-            },
-            required=("lognormal",),
-        ),
-    ]
-    assert [next(iter(d["properties"])) for d in distribution_one_of] == list(DISTRIBUTIONS)
-    timing = {
-        "description": "a duration, or a distribution drawn afresh at each use",
-        "anyOf": [{"$ref": "#/$defs/duration"}, *distribution_one_of],
-    }
-    header_value = {
-        "anyOf": [{"type": "string", "pattern": "^[^\r\n\u0000]*$"}, {"type": "number"}]
-    }
-    headers = {
-        "type": "object",
-        "description": "header name -> value (numbers are sent as written)",
-        "propertyNames": {"pattern": TOKEN_PATTERN},
-        "additionalProperties": {"$ref": "#/$defs/header_value"},
-    }
-    body = {
-        "description": "a string, or {size: SIZE} of generated filler; null: the JSON echo",
-        "anyOf": [
-            {"type": "null"},
-            {"type": "string"},
-            _object({"size": {"$ref": "#/$defs/size"}}, required=("size",)),
-        ],
-    }
-    framing = _enum([f.value for f in Framing])
-    status = {"type": "integer", "minimum": 100, "maximum": 599}
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def _integer(low: int, high: int, description: str = "") -> Schema:
+    schema: Schema = {"type": "integer", "minimum": low, "maximum": high}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _unit(description: str, number: Schema, pattern: str) -> Schema:
+    return {"description": description, "anyOf": [number, {"type": "string", "pattern": pattern}]}
+
+
+def _keys(keys: Mapping[str, Key]) -> Schema:
+    """The properties of a table of keys: each kind's `$defs` entry, or null where allowed."""
     return {
-        "duration": duration,
-        "positive_duration": positive_duration,
-        "size": size,
-        "positive_size": positive_size,
-        "rate": rate,
-        "timing": timing,
-        "header_value": header_value,
-        "headers": headers,
-        "body": body,
-        "framing": framing,
-        "status": status,
+        name: _nullable(_ref(key.kind.value)) if key.nullable else _ref(key.kind.value)
+        for name, key in keys.items()
+    }
+
+
+def _kind_defs() -> dict[str, Schema]:
+    """One `$defs` entry per `ValueKind`, under the kind's value."""
+    seconds: Schema = {"type": "number", "minimum": 0, "maximum": MAX_DURATION_S}
+    defs = {
+        ValueKind.DURATION: _unit(
+            "seconds (1.5) or a string with a unit: 250ms, 2s, 1m, 1h", seconds, DURATION_PATTERN
+        ),
+        ValueKind.POSITIVE_DURATION: _unit(
+            "a duration above 0",
+            {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_S},
+            DURATION_PATTERN,
+        ),
+        ValueKind.TIMING: {
+            "description": "a duration, or a distribution drawn afresh at each use",
+            "anyOf": [_ref("duration"), *_distributions()],
+        },
+        ValueKind.SIZE: _unit(
+            "bytes (512) or a string: 512B, 4KiB, 1MiB, 1KB (=1000)",
+            _integer(0, MAX_SIZE_BYTES),
+            SIZE_PATTERN,
+        ),
+        ValueKind.POSITIVE_SIZE: _unit(
+            "a size above 0", _integer(1, MAX_SIZE_BYTES), SIZE_PATTERN
+        ),
+        ValueKind.RATE: {
+            "description": "a size per second: 1KiB/s, 100B/s",
+            "type": "string",
+            "pattern": RATE_PATTERN,
+        },
+        ValueKind.STATUS: _integer(100, 599),
+        ValueKind.COUNT: _integer(1, MAX_COUNT),
+        ValueKind.HEADERS: {
+            "type": "object",
+            "description": "header name -> value (numbers are sent as written)",
+            "propertyNames": {"pattern": TOKEN_PATTERN},
+            "additionalProperties": _ref("header_value"),
+        },
+        ValueKind.BODY: {
+            "description": "a string, or {size: SIZE} of generated filler; null: the JSON echo",
+            "anyOf": [
+                {"type": "null"},
+                {"type": "string"},
+                _object({"size": _ref("size")}, required=("size",)),
+            ],
+        },
+        ValueKind.FRAMING: _enum([f.value for f in Framing]),
+        ValueKind.THEN: _enum([a.value for a in THEN_ACTIONS]),
+    }
+    assert set(defs) == set(ValueKind), "every kind of value needs its schema"
+    return {kind.value: schema for kind, schema in defs.items()}
+
+
+def _distributions() -> list[Schema]:
+    branches = {
+        "uniform": {
+            "type": "array",
+            "items": _ref("duration"),
+            "minItems": 2,
+            "maxItems": 2,
+            "description": "[LOW, HIGH], LOW not above HIGH",
+        },
+        "normal": _object(
+            {"mean": _ref("duration"), "stddev": _ref("duration")},
+            required=("mean", "stddev"),
+            description="clipped at 0",
+        ),
+        "lognormal": _object(
+            {
+                "median": _ref("positive_duration"),
+                "sigma": {"type": "number", "minimum": 0, "maximum": MAX_SIGMA},
+            },
+            required=("median", "sigma"),
+        ),
+    }
+    assert tuple(branches) == DISTRIBUTIONS
+    return [_object({name: schema}, required=(name,)) for name, schema in branches.items()]
+
+
+def _defs() -> dict[str, Schema]:
+    return {
+        **_kind_defs(),
+        "header_value": {
+            "anyOf": [{"type": "string", "pattern": "^[^\r\n\u0000]*$"}, {"type": "number"}]
+        },
         "accept": _enum([m.value for m in AcceptMode]),
         "bind": {
             "type": "string",
@@ -170,32 +180,9 @@ def _defs() -> dict[str, Schema]:
         },
         "match": _match_schema(),
         "rule": _rule_schema(),
-        "rules": _nullable({"type": "array", "items": {"$ref": "#/$defs/rule"}}),
+        "rules": _nullable({"type": "array", "items": _ref("rule")}),
         "listener": _listener_schema(),
     }
-
-
-#: Schemas of the kinds of values in `_actions.ACTIONS[...].keys`, as action keys.
-_KIND_SCHEMAS: dict[str, Schema] = {
-    "duration": {"$ref": "#/$defs/duration"},
-    "timing": {"$ref": "#/$defs/timing"},
-    "size": {"$ref": "#/$defs/size"},
-    "rate": {"$ref": "#/$defs/rate"},
-    "status": {"$ref": "#/$defs/status"},
-    "headers": _nullable({"$ref": "#/$defs/headers"}),
-    "body": {"$ref": "#/$defs/body"},
-    "framing": {"$ref": "#/$defs/framing"},
-    "then": _enum(list(THEN_ACTIONS)),
-}
-#: Action keys that may be null (meaning "not given"), as the loader allows: those whose
-#: model field defaults to None.
-_NULLABLE_ACTION_KEYS = {
-    ("respond", "status"),
-    ("respond", "framing"),
-    ("hang", "for"),
-    ("dribble", "interval"),
-    ("dribble", "rate"),
-}
 
 
 def _match_schema() -> Schema:
@@ -206,7 +193,8 @@ def _match_schema() -> Schema:
             "anyOf": [method, {"type": "array", "items": method, "minItems": 1}],
         },
         "path": {
-            "description": "a glob (fnmatch; * also matches /) or {regex: ...}",
+            "description": "a glob (fnmatch; * also matches /) or {regex: ...} (RE2: no "
+            "backreferences or lookaround)",
             "anyOf": [
                 {"type": "string"},
                 _object({"regex": {"type": "string", "format": "regex"}}, required=("regex",)),
@@ -216,13 +204,10 @@ def _match_schema() -> Schema:
             "type": "object",
             "description": "header name (any case) -> glob of its value",
             "propertyNames": {"pattern": TOKEN_PATTERN},
-            "additionalProperties": {"$ref": "#/$defs/header_value"},
+            "additionalProperties": _ref("header_value"),
         },
         "request_on_connection": {
-            "anyOf": [
-                {"type": "integer", "minimum": 1},
-                {"type": "string", "pattern": COMPARISON_PATTERN},
-            ]
+            "anyOf": [_integer(1, MAX_COUNT), {"type": "string", "pattern": COMPARISON_PATTERN}]
         },
     }
     assert tuple(properties) == MATCH_KEYS
@@ -230,51 +215,25 @@ def _match_schema() -> Schema:
 
 
 def _rule_schema() -> Schema:
-    actions = _actions.ACTIONS
     properties: Schema = {
         "name": _nullable({"type": "string", "minLength": 1}),
         "at": _enum([a.value for a in At]),
-        "match": {"$ref": "#/$defs/match"},
+        "match": _ref("match"),
         "probability": {"type": "number", "minimum": 0, "maximum": 1},
-        "times": _nullable({"type": "integer", "minimum": 1}),
-        "delay": _nullable({"$ref": "#/$defs/timing"}),
+        "times": _nullable(_ref(ValueKind.COUNT.value)),
+        "delay": _nullable(_ref(ValueKind.TIMING.value)),
         "action": {
             "type": "string",
-            "enum": list(actions),
-            "description": "; ".join(f"{name}: {spec.help}" for name, spec in actions.items()),
+            "enum": list(ACTIONS),
+            "description": "; ".join(f"{name}: {spec.help}" for name, spec in ACTIONS.items()),
         },
     }
     assert tuple(properties) == RULE_KEYS
-    per_action = []
-    for name, spec in actions.items():
-        own: Schema = {}
-        for key, kind in spec.keys.items():
-            schema = _KIND_SCHEMAS[kind]
-            own[key] = _nullable(schema) if (name, key) in _NULLABLE_ACTION_KEYS else schema
-        then: Schema = {
-            "properties": own,
-            "propertyNames": {"anyOf": [{"enum": [*RULE_KEYS, *own]}, {"pattern": "^x-"}]},
-        }
-        if name == "partial":
-            then["required"] = ["bytes"]
-        if name == "dribble":
-            then["properties"]["chunk"] = {"$ref": "#/$defs/positive_size"}
-            given = {"not": {"type": "null"}}
-            then["oneOf"] = [
-                {"required": ["interval"], "properties": {"interval": given}},
-                {"required": ["rate"], "properties": {"rate": given}},
-            ]
-        per_action.append(
-            {
-                "if": {"properties": {"action": {"const": name}}, "required": ["action"]},
-                "then": then,
-            }
-        )
     at_connect = {
         "if": {"properties": {"at": {"const": At.CONNECT.value}}, "required": ["at"]},
         "then": {
             "properties": {
-                "action": {"enum": list(_actions.CONNECT_ACTIONS)},
+                "action": {"enum": list(CONNECT_ACTIONS)},
                 "match": {
                     "description": "no request has been read at: connect",
                     "anyOf": [
@@ -292,115 +251,110 @@ def _rule_schema() -> Schema:
         "properties": properties,
         "patternProperties": _X_KEYS,
         "required": ["action"],
-        "allOf": [*per_action, at_connect],
+        "allOf": [*(_action_schema(spec) for spec in ACTIONS.values()), at_connect],
         "unevaluatedProperties": False,
     }
 
 
+def _action_schema(spec: ActionSpec) -> Schema:
+    """The keys a rule may have when its action is `spec`'s, and how many of them it needs."""
+    then: Schema = {
+        "properties": _keys(spec.keys),
+        "propertyNames": {"anyOf": [{"enum": [*RULE_KEYS, *spec.keys]}, {"pattern": "^x-"}]},
+    }
+    if spec.required:
+        then["required"] = list(spec.required)
+    if spec.exactly_one_of:
+        given = {"not": {"type": "null"}}
+        then["oneOf"] = [
+            {"required": [key], "properties": {key: given}} for key in spec.exactly_one_of
+        ]
+    return {
+        "if": {"properties": {"action": {"const": spec.name.value}}, "required": ["action"]},
+        "then": then,
+    }
+
+
 def _listener_schema() -> Schema:
-    response = _nullable(
-        _object(
-            {
-                "status": {"$ref": "#/$defs/status"},
-                "headers": _nullable({"$ref": "#/$defs/headers"}),
-                "body": {"$ref": "#/$defs/body"},
-                "framing": {"$ref": "#/$defs/framing"},
-            },
-            description="the healthy answer, used when no rule acts",
-        )
-    )
-    keepalive = _nullable(
-        _object(
-            {
-                "idle_close": _nullable({"$ref": "#/$defs/timing"}),
-                "max_requests": _nullable({"type": "integer", "minimum": 1}),
-            }
-        )
-    )
     phase = _object(
-        {
-            "duration": {"$ref": "#/$defs/positive_duration"},
-            "accept": {"$ref": "#/$defs/accept"},
-            "rules": {"$ref": "#/$defs/rules"},
-        },
+        {"duration": _ref("positive_duration"), "accept": _ref("accept"), "rules": _ref("rules")},
         required=("duration",),
     )
-    schedule = _nullable(
-        _object(
-            {
-                "repeat": {"type": "boolean"},
-                "phases": {"type": "array", "items": phase, "minItems": 1},
-            },
-            required=("phases",),
-        )
+    assert tuple(phase["properties"]) == PHASE_KEYS
+    schedule = _object(
+        {"repeat": {"type": "boolean"}, "phases": {"type": "array", "items": phase, "minItems": 1}},
+        required=("phases",),
     )
-    limits = _nullable(
-        _object(
-            {
-                "header_timeout": {"$ref": "#/$defs/positive_duration"},
-                "max_header_bytes": {"$ref": "#/$defs/positive_size"},
-                "max_body_bytes": {"$ref": "#/$defs/size"},
-            },
-            description="defences against hostile clients (an extension of the format)",
-        )
-    )
-    return _object(
-        {
-            "name": {"type": "string", "pattern": NAME_PATTERN},
-            "bind": {"$ref": "#/$defs/bind"},
-            "accept": {"$ref": "#/$defs/accept"},
-            "backlog": {"type": "integer", "minimum": 0, "maximum": 65535},
-            "max_connections": _nullable({"type": "integer", "minimum": 1}),
-            "response": response,
-            "keepalive": keepalive,
-            "rules": {"$ref": "#/$defs/rules"},
-            "schedule": schedule,
-            "limits": limits,
-        },
-        required=("name", "bind"),
-    )
+    assert tuple(schedule["properties"]) == SCHEDULE_KEYS
+    properties = {
+        "name": {"type": "string", "pattern": NAME_PATTERN},
+        "bind": _ref("bind"),
+        "accept": _ref("accept"),
+        "backlog": _integer(0, MAX_BACKLOG),
+        "max_connections": _nullable(_ref(ValueKind.COUNT.value)),
+        "response": _nullable(
+            _object(_keys(RESPONSE_KEYS), description="the healthy answer, used when no rule acts")
+        ),
+        "keepalive": _nullable(_object(_keys(KEEPALIVE_KEYS))),
+        "rules": _ref("rules"),
+        "schedule": _nullable(schedule),
+        "limits": _nullable(
+            _object(
+                _keys(LIMITS_KEYS),
+                description="defences against hostile clients (an extension of the format)",
+            )
+        ),
+    }
+    assert tuple(properties) == LISTENER_KEYS
+    return _object(properties, required=("name", "bind"))
 
 
 def profile_schema() -> dict[str, Any]:
-    """The JSON Schema of profile-v1.md, as plain data (a new dict at each call)."""
-    top = _object(
-        {
-            "version": {
-                "enum": list(SUPPORTED_VERSIONS),
-                "description": "the format's version",
-            },
-            "seed": _nullable(
-                {"type": "integer", "description": "makes every random draw reproducible"}
-            ),
-            "fault_header": _nullable(
-                {
-                    "type": "string",
-                    "pattern": TOKEN_PATTERN,
-                    "description": "a request header that asks for a fault (default x-fault); "
-                    "null turns it off",
-                }
-            ),
-            "listeners": {
-                "description": "the listeners that faultserver opens",
-                "type": "array",
-                "items": {"$ref": "#/$defs/listener"},
-                "minItems": 1,
-            },
-            "control": _nullable(
-                _object(
-                    {
-                        "bind": _nullable({"$ref": "#/$defs/bind"}),
-                        "token": _nullable({"type": "string", "minLength": 1}),
-                    },
-                    description="the admin API",
-                )
-            ),
+    """The JSON Schema of the profile format, as plain data (a new dict at each call)."""
+    properties = {
+        "version": {"enum": list(SUPPORTED_VERSIONS), "description": "the format's version"},
+        "seed": _nullable(
+            _integer(MIN_SEED, MAX_SEED, "makes every random draw reproducible (a 64-bit integer)")
+        ),
+        "fault_header": _nullable(
+            {
+                "type": "string",
+                "pattern": TOKEN_PATTERN,
+                "description": "a request header that asks for a fault (default x-fault); "
+                "null turns it off",
+            }
+        ),
+        "listeners": {
+            "description": "the listeners that faultserver opens",
+            "type": "array",
+            "items": _ref("listener"),
+            "minItems": 1,
         },
-        required=("version", "listeners"),
-    )
+        "control": _nullable(
+            _object(
+                {
+                    "bind": _nullable(_ref("bind")),
+                    "token": _nullable({"type": "string", "minLength": 1}),
+                    "allowed_hosts": _nullable(
+                        {
+                            "type": "array",
+                            "items": {"type": "string", "minLength": 1, "maxLength": 253},
+                            "description": "names a Host or Origin may give for the admin API "
+                            "besides its address and localhost (no scheme, no port)",
+                        }
+                    ),
+                    "max_subscribers": _nullable(
+                        _integer(1, MAX_SUBSCRIBERS, "the most GET /events/stream readers at once")
+                    ),
+                },
+                description="the admin API",
+            )
+        ),
+    }
+    assert tuple(properties) == TOP_KEYS
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "faultserver profile, version 1",
-        **top,
+        **_object(properties, required=("version", "listeners")),
         "$defs": _defs(),
     }

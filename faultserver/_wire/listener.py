@@ -1,6 +1,6 @@
 """A listener: its socket, its accept mode and the connections it accepted.
 
-Accept modes (profile-v1.md), carried out by the kernel:
+Accept modes (the profile format), carried out by the kernel:
 
 - `open`: `listen(backlog)` and an accept loop. With `max_connections` open the loop
   stops accepting; the kernel then queues `backlog`+1 handshakes (a read timeout for
@@ -12,7 +12,9 @@ Accept modes (profile-v1.md), carried out by the kernel:
   SYN, so the very first new client meets a connect timeout. Placeholders are known by
   their address; when the listener opens again they are accepted and closed unseen.
 
-A switch never closes the socket, so the port number stays.
+A switch never closes the socket, so the port number stays. Switches are serialised: a
+switch waits for the one in progress (a `stall` fills its queue for a while), and they apply
+in the order they were asked for, so the last one asked for is the one in force.
 """
 
 from __future__ import annotations
@@ -20,17 +22,19 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-from typing import Callable, Optional
+from collections.abc import Callable, Collection
 
 import trio
 
-from .._decide.response import PreparedResponse
-from .._decide.rules import RuleSet, stream
+from .._address import format_hostport, url_of
+from .._decide.rules import RuleSet
 from .._events import EventLog
 from .._metrics import ListenerStats
-from .._profile.model import AcceptMode, Listener, Respond, Rule
+from .._profile.model import AcceptMode, CloseHow, Listener, Rule
 from .connection import Connection
+from .context import Droppable, ListenerContext
 from .sockets import bind_listener, unlisten
+from .transport import SocketTransport
 
 __all__ = ["ListenerRuntime"]
 
@@ -50,77 +54,90 @@ _CONNECTION_TASK = "faultserver._wire.connection.Connection.run"
 
 
 class ListenerRuntime:
-    """One listener at run time. All methods run in the server's Trio thread."""
+    """One listener at run time: its socket, accept mode, context and connections.
+
+    All methods run in the server's Trio thread.
+    """
 
     def __init__(
         self,
         config: Listener,
         events: EventLog,
         seed: int,
-        fault_header: Optional[str],
+        fault_header: str | None,
         next_conn_id: Callable[[], int],
     ) -> None:
-        self.config = config
-        self.name = config.name
         self.events = events
-        self.seed = seed
-        self.stats = ListenerStats()
-        self.limits = config.limits
-        self.fault_header_name = fault_header or ""
-        self.fault_header = fault_header.lower().encode("latin-1") if fault_header else None
+        self.ctx = ListenerContext(config, events, seed, fault_header, self._connection_ended)
+        self.base_rules = self.ctx.rules
         self._next_conn_id = next_conn_id
-        self.connections: set[Connection] = set()
-        self.sock: Optional[trio.socket.SocketType] = None
+        self.sock: trio.socket.SocketType | None = None
         self.port = config.port
+        #: the mode in force (OPEN until the first `set_mode`)
         self.mode = AcceptMode.OPEN
+        self._applied = False
+        self._accepting = False
+        self._mode_lock = trio.Lock()
         self._placeholders: list[trio.socket.SocketType] = []
-        self._placeholder_addrs: set[tuple] = set()
-        self._accepting_scope: Optional[trio.CancelScope] = None
+        self._placeholder_addrs: set[tuple[str, int]] = set()
+        self._accepting_scope: trio.CancelScope | None = None
         self._changed = trio.Event()
         self._slot_freed = trio.Event()
-        self._nursery: Optional[trio.Nursery] = None
         self._closed = False
         #: accepts failed in a row for lack of resources (EMFILE...): logged once, not each time
         self._accept_failures = 0
-        self.reset_state(config)
 
-    # --- configuration --------------------------------------------------------------
+    # --- what the server reads --------------------------------------------------------
 
-    def reset_state(self, config: Listener) -> None:
-        """(Re)build everything derived from the config: responses, rules, streams."""
-        self.config = config
-        #: per-request DEBUG lines cost one attribute test when DEBUG is off (read at each (re)load)
-        self.log_debug = log.isEnabledFor(logging.DEBUG)
-        self.limits = config.limits
-        self.prepared = PreparedResponse(config.response, config.name)
-        self._prepared_overrides: dict[Respond, PreparedResponse] = {}
-        self.base_rules = RuleSet(config.rules, self.seed, config.name)
-        self.rules = self.base_rules
-        self.header_rng = stream(self.seed, config.name, "x-fault")
-        self.keepalive_rng = stream(self.seed, config.name, "keepalive")
+    @property
+    def config(self) -> Listener:
+        return self.ctx.config
 
-    def set_rules(self, rules: tuple[Rule, ...], scope: str = "") -> RuleSet:
-        ruleset = RuleSet(rules, self.seed, self.name, scope)
-        self.rules = ruleset
-        return ruleset
-
-    def prepared_for(self, action: Respond) -> PreparedResponse:
-        prepared = self._prepared_overrides.get(action)
-        if prepared is None:
-            from .._decide.response import merge_response
-
-            prepared = PreparedResponse(merge_response(self.config.response, action), self.name)
-            self._prepared_overrides[action] = prepared
-        return prepared
+    @property
+    def name(self) -> str:
+        return self.ctx.name
 
     @property
     def host(self) -> str:
-        return self.config.host
+        return self.ctx.config.host
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return url_of("http", self.host, self.port)
+
+    @property
+    def stats(self) -> ListenerStats:
+        return self.ctx.stats
+
+    @property
+    def connections(self) -> Collection[Droppable]:
+        return self.ctx.connections
+
+    @property
+    def rules(self) -> RuleSet:
+        """The rules in force (a schedule phase swaps them)."""
+        return self.ctx.rules
+
+    @rules.setter
+    def rules(self, ruleset: RuleSet) -> None:
+        self.ctx.rules = ruleset
+
+    # --- configuration --------------------------------------------------------------
+
+    def configure(self, config: Listener, seed: int, fault_header: str | None) -> None:
+        """A reload or reset: new config, rules, random streams and prepared responses."""
+        self.ctx.configure(config, seed, fault_header)
+        self.base_rules = self.ctx.rules
+
+    def set_rules(self, rules: tuple[Rule, ...], scope: str = "") -> RuleSet:
+        """Build a rule set (fresh `times` and random streams) and put it in force."""
+        ruleset = RuleSet(rules, self.ctx.seed, self.name, scope)
+        self.ctx.rules = ruleset
+        return ruleset
+
+    def reset_stats(self) -> None:
+        """Counters back to zero; open connections and requests in flight stay counted."""
+        self.ctx.stats.reset()
 
     # --- socket and modes -----------------------------------------------------------
 
@@ -130,14 +147,14 @@ class ListenerRuntime:
         self.port = self.sock.getsockname()[1]
 
     async def run(self, nursery: trio.Nursery) -> None:
-        """Accept whenever the mode is open and there is room (`apply_mode` comes first)."""
-        self._nursery = nursery
+        """Accept whenever the mode is open and there is room (`set_mode` comes first)."""
         while not self._closed:
-            if self.mode is not AcceptMode.OPEN:
-                await self._wait_changed()
+            if not self._accepting:
+                self._changed = trio.Event()
+                await self._changed.wait()
                 continue
             limit = self.config.max_connections
-            if limit is not None and len(self.connections) >= limit:
+            if limit is not None and len(self.ctx.connections) >= limit:
                 self._slot_freed = trio.Event()
                 with trio.CancelScope() as self._accepting_scope:
                     await self._slot_freed.wait()
@@ -145,33 +162,13 @@ class ListenerRuntime:
             with trio.CancelScope() as self._accepting_scope:
                 await self._accept_one(nursery)
 
-    async def _wait_changed(self) -> None:
-        self._changed = trio.Event()
-        await self._changed.wait()
-
     async def _accept_one(self, nursery: trio.Nursery) -> None:
         assert self.sock is not None
         try:
             sock, addr = await self.sock.accept()
         except OSError as exc:
-            if exc.errno in _RESOURCE_ERRNOS:
-                self._accept_failures += 1
-                if self._accept_failures % ACCEPT_FAILURES_PER_LOG == 1:
-                    log.error(
-                        "accept failed listener=%s error=%s (%s) in_a_row=%d; retrying every %.1fs",
-                        self.name, errno.errorcode.get(exc.errno, exc.errno), exc.strerror,
-                        self._accept_failures, ACCEPT_RETRY_S,
-                    )
-                    self.events.emit("error", self.name, error=f"accept: {exc.strerror}")
-                await trio.sleep(ACCEPT_RETRY_S)
-                return
-            if exc.errno in (errno.EINVAL, errno.EBADF):
-                # the socket stopped listening under us (a mode switch); the loop re-checks
-                await trio.sleep(0)
-                return
-            if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
-                return
-            raise
+            await self._accept_failed(exc)
+            return
         if self._accept_failures:
             log.warning(
                 "accept recovered listener=%s after=%d failed accepts", self.name, self._accept_failures
@@ -185,19 +182,54 @@ class ListenerRuntime:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        host, port = addr[0], addr[1]
-        peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        conn = Connection(self, sock, peer, self._next_conn_id())
-        self.connections.add(conn)
+        peer = format_hostport(addr[0], addr[1])
+        conn = Connection(self.ctx, SocketTransport(sock), peer, self._next_conn_id())
         nursery.start_soon(conn.run, name=_CONNECTION_TASK)
 
-    def connection_ended(self, conn: Connection) -> None:
-        self.connections.discard(conn)
+    async def _accept_failed(self, exc: OSError) -> None:
+        if exc.errno in _RESOURCE_ERRNOS:
+            self._accept_failures += 1
+            if self._accept_failures % ACCEPT_FAILURES_PER_LOG == 1:
+                log.error(
+                    "accept failed listener=%s error=%s (%s) in_a_row=%d; retrying every %.1fs",
+                    self.name, errno.errorcode.get(exc.errno, exc.errno), exc.strerror,
+                    self._accept_failures, ACCEPT_RETRY_S,
+                )
+                self.events.emit("error", self.name, error=f"accept: {exc.strerror}")
+            await trio.sleep(ACCEPT_RETRY_S)
+        elif exc.errno in (errno.EINVAL, errno.EBADF):
+            # the socket stopped listening under us (a mode switch); the loop re-checks
+            await trio.sleep(0)
+        elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
+            raise exc
+
+    def _connection_ended(self) -> None:
         self._slot_freed.set()
 
-    async def apply_mode(self, mode: AcceptMode) -> None:
-        """Switch the accept mode now, keeping the port."""
+    async def set_mode(self, mode: AcceptMode, cause: str) -> bool:
+        """Switch the accept mode now, keeping the port; False when it was in force already.
+
+        Serialised: a switch waits for the one in progress, so switches apply in the order
+        they were asked for and the last one wins. Emits the `mode` event and logs the change.
+        """
+        async with self._mode_lock:
+            if self._applied and mode is self.mode:
+                return False
+            was = self.mode if self._applied else None
+            self._applied = False  # until this switch is complete (it may be cancelled)
+            await self._apply_mode(mode)
+            self.mode = mode
+            self._applied = True
+            if was is not None:
+                log.info(
+                    "mode listener=%s accept=%s was=%s cause=%s", self.name, mode.value, was.value, cause
+                )
+            self.events.emit("mode", self.name, accept=mode.value, cause=cause)
+        return True
+
+    async def _apply_mode(self, mode: AcceptMode) -> None:
         assert self.sock is not None
+        self._accepting = False
         if self._accepting_scope is not None:
             self._accepting_scope.cancel()
         self._close_placeholders()
@@ -209,23 +241,17 @@ class ListenerRuntime:
             self._placeholder_addrs.clear()  # the kernel reset whatever was queued
         elif mode is AcceptMode.STALL:
             self.sock.listen(0)
-            self.mode = mode
             await self._fill_queue()
         else:
             self.sock.listen(self.config.backlog)
-        self.mode = mode
+            self._accepting = True
         self._changed.set()
-        # the Server logs the change, with its cause
 
     async def _fill_queue(self) -> None:
         """Connect placeholders to ourselves until the kernel stops completing handshakes."""
         assert self.sock is not None
         family = self.sock.family
-        host = self.host
-        if host in ("0.0.0.0", ""):
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
         for _ in range(MAX_PLACEHOLDERS):
             try:
                 ph = trio.socket.socket(family, socket.SOCK_STREAM)
@@ -252,19 +278,24 @@ class ListenerRuntime:
         # the accepted-side twins may still sit in the queue: their addresses stay
         # known until accepted (open) or reset by the kernel (refuse)
 
-    def drop(self, how: str, idle_only: bool = False) -> int:
+    def drop(self, how: CloseHow, idle_only: bool = False) -> int:
         """End open connections (FIN or RST), as a backend restart does; returns how many."""
         count = 0
-        for conn in list(self.connections):
+        for conn in list(self.ctx.connections):
             if idle_only and conn.busy:
                 continue
             conn.shutdown(how)
             count += 1
         return count
 
+    def drop_for_shutdown(self) -> int:
+        """Every connection gets a FIN and a short drain (a stop, a listener removed)."""
+        return self.drop(CloseHow.FIN)
+
     def close(self) -> None:
         """Stop listening and release the port (at shutdown)."""
         self._closed = True
+        self._accepting = False
         self._changed.set()
         if self._accepting_scope is not None:
             self._accepting_scope.cancel()

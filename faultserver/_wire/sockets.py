@@ -17,29 +17,16 @@ import fcntl
 import socket
 import struct
 import termios
-from typing import Optional
 
 import trio
 
-__all__ = [
-    "PEER_GONE",
-    "abort",
-    "bind_listener",
-    "drain_and_close",
-    "recv_some",
-    "send_all",
-    "unlisten",
-    "unsent_bytes",
-]
+__all__ = ["LINGER_RST", "bind_listener", "drain_and_close", "unlisten", "unsent_bytes"]
 
-#: Errors that mean the peer went away; never worth a traceback.
-PEER_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
-
-#: The most one read takes (a request's head and more, or a good piece of a body).
-RECV_BYTES = 65536
-
+#: How much one read of a draining close takes.
+DRAIN_READ_BYTES = 65536
 _libc = ctypes.CDLL(None, use_errno=True)
-_LINGER_RST = struct.pack("ii", 1, 0)
+#: `SO_LINGER {1, 0}`: a close that sends RST and throws away what was not sent.
+LINGER_RST = struct.pack("ii", 1, 0)
 
 
 def unlisten(sock: trio.socket.SocketType) -> None:
@@ -99,92 +86,25 @@ def _bind_now(sock: trio.socket.SocketType, host: str, port: int) -> None:
         raw.detach()
 
 
-def abort(sock: trio.socket.SocketType) -> None:
-    """RST: linger zero, then close."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-    except OSError:
-        pass
-    sock.close()
-
-
-async def send_all(sock: trio.socket.SocketType, data: bytes) -> None:
-    """Send every byte (trio's `send` may take part of a large buffer).
-
-    The first try is trio's `send` without its wrapper's cost (this runs per request):
-    the same cancellation check, the socket call, and the same trip through the
-    scheduler after it. That trip matters: by the time this task runs again, a client
-    that waited for this answer has often sent its next request, so the next read
-    finds it at once instead of asking epoll to wait for it.
-    """
-    if not data:
-        return
-    await trio.lowlevel.checkpoint_if_cancelled()
-    try:
-        sent = sock._sock.send(data)  # type: ignore[attr-defined]
-    except BlockingIOError:
-        sent = 0
-    else:
-        await trio.lowlevel.cancel_shielded_checkpoint()
-    if sent == len(data):
-        return
-    view = memoryview(data)
-    while sent < len(view):
-        sent += await sock.send(view[sent:])
-
-
-async def recv_some(sock: trio.socket.SocketType) -> bytes:
-    """`sock.recv(RECV_BYTES)` as trio does it, minus its wrapper's cost and one thing:
-    a read that finds data at once does not yield to the scheduler after it.
-
-    The caller yields instead, once per read (the connection loop: in the `send_all`
-    of its answer, or explicitly when it answered nothing), which saves a trip through
-    the scheduler per request. Cancellation is checked first, as in trio; when nothing
-    is there, it waits until the socket is readable (a checkpoint).
-    """
-    raw = sock._sock  # type: ignore[attr-defined]
-    await trio.lowlevel.checkpoint_if_cancelled()
-    try:
-        return raw.recv(RECV_BYTES)
-    except BlockingIOError:
-        pass
-    while True:
-        await trio.lowlevel.wait_readable(raw)
-        try:
-            return raw.recv(RECV_BYTES)
-        except BlockingIOError:
-            pass
-
-
 def unsent_bytes(sock: trio.socket.SocketType) -> int:
     """Bytes the peer has not yet acknowledged (SIOCOUTQ): 0 means all delivered."""
     buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
     return int(struct.unpack("i", buf)[0])
 
 
-async def wait_delivered(sock: trio.socket.SocketType, timeout_s: float = 2.0) -> None:
-    """Wait until the send queue is acknowledged, so an RST cannot overtake the data."""
-    with trio.move_on_after(timeout_s):
-        while unsent_bytes(sock) > 0:
-            await trio.sleep(0.001)
-
-
-async def drain_and_close(
-    sock: trio.socket.SocketType, drain_s: float, already_shut: bool = False
-) -> Optional[str]:
+async def drain_and_close(sock: trio.socket.SocketType, drain_s: float) -> str | None:
     """Clean FIN: shut down writing, read and discard for up to `drain_s`, then close.
 
     Returns `"fin"` or `"rst"` when the peer closed its side during the drain, else None.
     Reading until the peer's EOF empties the receive queue, so the close sends no RST
     even when the client had pipelined or sent more.
     """
-    how: Optional[str] = None
+    how: str | None = None
     try:
-        if not already_shut:
-            sock.shutdown(socket.SHUT_WR)
+        sock.shutdown(socket.SHUT_WR)
         with trio.move_on_after(drain_s):
             while True:
-                data = await sock.recv(65536)
+                data = await sock.recv(DRAIN_READ_BYTES)
                 if not data:
                     how = "fin"
                     break
@@ -192,7 +112,7 @@ async def drain_and_close(
             # deadline passed: take what has arrived meanwhile so close() finds nothing
             while True:
                 try:
-                    data = sock._sock.recv(65536, socket.MSG_DONTWAIT)  # type: ignore[attr-defined]
+                    data = sock._sock.recv(DRAIN_READ_BYTES, socket.MSG_DONTWAIT)  # type: ignore[attr-defined]
                 except (BlockingIOError, InterruptedError):
                     break
                 if not data:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from typing import Any, Optional
+from typing import Any
 
 import trio
 
@@ -33,7 +33,7 @@ class _Timer:
         #: (deadline, order, entry); entry[0] is the sleeping task, None once cancelled
         self._heap: list[tuple[float, int, list[Any]]] = []
         self._order = itertools.count()
-        self._scope: Optional[trio.CancelScope] = None
+        self._scope: trio.CancelScope | None = None
 
     def add(self, deadline: float, entry: list[Any]) -> None:
         heapq.heappush(self._heap, (deadline, next(self._order), entry))

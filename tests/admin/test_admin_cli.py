@@ -10,6 +10,8 @@ import socket
 
 import pytest
 
+from tests.support.cli import run_cli
+
 REFUSED = (
     "faultserver: control: refusing to bind {}:0 without a token: set control.token or "
     "FAULTSERVER_TOKEN (anyone who can reach it could change the faults)"
@@ -21,8 +23,8 @@ LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d level=(DEBUG|INFO|WARNIN
 def test_cli_sighup_reloads_keeps_connections_opens_and_closes_listeners(cli, adm, tmp_path):
     path = adm.write_profile(tmp_path / "p.yaml", adm.profile(adm.listener("web"), adm.listener("old")))
     events_path = tmp_path / "events.jsonl"
-    run = cli([str(path), "--events", str(events_path)])
-    assert run.stdout_lines[0] == f"listener web {run.listeners['web'][0]} accept=open"
+    run = cli.start(path, "--events", str(events_path))
+    assert run.lines[0] == f"listener web {run.listeners['web'][0]} accept=open"
     web, old = run.port("web"), run.port("old")
     kept = adm.connect(web)
     assert adm.roundtrip(kept, "/")[0] == 200
@@ -62,7 +64,7 @@ def test_cli_sighup_reloads_keeps_connections_opens_and_closes_listeners(cli, ad
     kept.close()
     assert run.stop() == 0
 
-    lines = run.stderr_lines()
+    lines = run.log_lines()
     assert all(LOG_LINE.match(line) for line in lines), lines
     assert sum("reload failed" in line for line in lines) == 1
     messages = [line.split(" ", 2)[2] for line in lines]
@@ -92,7 +94,7 @@ def test_cli_sighup_reloads_keeps_connections_opens_and_closes_listeners(cli, ad
 
 def test_cli_log_level_debug_logs_each_request(cli, adm, tmp_path):
     path = adm.write_profile(tmp_path / "p.yaml", adm.profile())
-    run = cli([str(path), "--log-level", "debug"])
+    run = cli.start(path, "--log-level", "debug")
     sock = adm.connect(run.port("backend"))
     assert adm.roundtrip(sock, "/hello")[0] == 200
     peer = f"127.0.0.1:{sock.getsockname()[1]}"
@@ -106,20 +108,20 @@ def test_cli_log_level_debug_logs_each_request(cli, adm, tmp_path):
 
 def test_cli_token_from_the_environment_takes_precedence(cli, adm, tmp_path):
     path = adm.write_profile(tmp_path / "p.yaml", adm.profile(control={"token": "from-profile"}))
-    run = cli([str(path)], env={"FAULTSERVER_TOKEN": "from-env"})
+    run = cli.start(path, env={"FAULTSERVER_TOKEN": "from-env"})
     with run.client("from-env") as api:
-        assert api.get("/healthz").status_code == 200
+        assert api.get("/listeners").status_code == 200
     with run.client("from-profile") as api:
-        adm.assert_json_error(api.get("/healthz"), 401)
+        adm.assert_json_error(api.get("/listeners"), 401)
     with run.client() as api:
         adm.assert_json_error(api.get("/listeners"), 401)
     assert run.stop() == 0
     # without the variable, the profile's token
-    run = cli([str(path)])
+    run = cli.start(path)
     with run.client("from-profile") as api:
-        assert api.get("/healthz").status_code == 200
+        assert api.get("/listeners").status_code == 200
     with run.client("from-env") as api:
-        adm.assert_json_error(api.get("/healthz"), 401)
+        adm.assert_json_error(api.get("/listeners"), 401)
     assert run.stop() == 0
 
 
@@ -135,13 +137,10 @@ def test_cli_token_from_the_environment_takes_precedence(cli, adm, tmp_path):
 def test_cli_public_control_without_token_exits_2_with_one_line(cli, adm, tmp_path, args, bind, shown):
     control = {"bind": bind} if bind else {}
     path = adm.write_profile(tmp_path / "p.yaml", adm.profile(control=control) if control else adm.profile())
-    run = cli([str(path), *args], wait=False)
-    out = run.proc.stdout.read()  # until the process exits (its stderr has its own reader)
-    run.proc.wait(15)
-    run._stderr_thread.join(5)
-    assert run.proc.returncode == 2
-    assert out == ""
-    assert run.stderr_lines() == [REFUSED.format(shown)]
+    done, _ = run_cli("run", path, *args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [REFUSED.format(shown)]
 
 
 def test_cli_allow_any_bind_lets_put_profile_bind_a_port_below_1024(cli, adm, tmp_path):
@@ -161,11 +160,11 @@ def test_cli_allow_any_bind_lets_put_profile_bind_a_port_below_1024(cli, adm, tm
     assert low is not None, "no free port between 901 and 1023"
     path = adm.write_profile(tmp_path / "p.yaml", adm.profile())
     body = adm.profile(adm.listener("low", bind=f"127.0.0.1:{low}"))
-    run = cli([str(path)])
+    run = cli.start(path)
     with run.client() as api:
         adm.assert_json_error(api.put("/profile", json=body), 403)
     assert run.stop() == 0
-    run = cli([str(path), "--allow-any-bind"])
+    run = cli.start(path, "--allow-any-bind")
     with run.client() as api:
         r = api.put("/profile", json=body)
         assert r.status_code == 200, r.text

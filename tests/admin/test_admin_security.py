@@ -1,5 +1,6 @@
-"""The admin API's token (interfaces-v1.md "Admin API"): `Authorization: Bearer TOKEN` on
-every endpoint, 401 otherwise, compared in constant time; no token, no public bind."""
+"""The admin API's token (the README's "Admin API"): `Authorization: Bearer TOKEN` on
+every endpoint but the probes (401 otherwise), compared in constant time as bytes; no token,
+no public bind."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ TOKEN = "s3cret-token"
 MESSAGE_401 = "missing or wrong token: send 'Authorization: Bearer TOKEN'"
 
 ENDPOINTS = [
-    ("GET", "/healthz", None),
     ("GET", "/listeners", None),
     ("GET", "/listeners/backend", None),
     ("PATCH", "/listeners/backend", {"accept": "refuse"}),
@@ -26,6 +26,7 @@ ENDPOINTS = [
     ("GET", "/no-such-endpoint", None),
     ("DELETE", "/healthz", None),
 ]
+PROBES = [("GET", "/healthz", {"status": "ok"}), ("GET", "/readyz", {"status": "ready"})]
 
 
 def secured(adm, **control):
@@ -45,6 +46,9 @@ def test_token_every_endpoint_refuses_without_the_token(admin, adm, authorizatio
         r = api.request(method, path, json=body, headers=headers)
         adm.assert_json_error(r, 401, MESSAGE_401)
         assert r.headers["www-authenticate"] == 'Bearer realm="faultserver"'
+    for method, path, body in PROBES:  # probes send no token, and learn nothing but "up"
+        r = api.request(method, path, headers=headers)
+        assert (r.status_code, r.json()) == (200, body)
     # and nothing happened
     assert srv["backend"].accept == "open"
     assert list(srv.listeners) == ["backend"]
@@ -75,28 +79,32 @@ def test_token_every_endpoint_works_with_the_token(admin, adm):
 
 
 def test_token_is_compared_in_constant_time(admin, adm, monkeypatch):
-    import faultserver._admin.app as app_module
+    import faultserver._admin.guard as guard_module
 
     calls = []
-    real = app_module.hmac.compare_digest
+    real = guard_module.hmac.compare_digest
 
     def spy(a, b):
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(app_module.hmac, "compare_digest", spy)
-    srv, api = admin(secured(adm))
-    assert api.get("/healthz", headers={"authorization": "Bearer nope"}).status_code == 401
-    assert api.get("/healthz", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 200
-    assert api.get("/healthz", headers={"authorization": f"bearer {TOKEN}"}).status_code == 200
-    assert calls == [(b"nope", TOKEN.encode()), (TOKEN.encode(), TOKEN.encode()), (TOKEN.encode(), TOKEN.encode())]
+    monkeypatch.setattr(guard_module.hmac, "compare_digest", spy)
+    _srv, api = admin(secured(adm))
+    assert api.get("/listeners", headers={"authorization": "Bearer nope"}).status_code == 401
+    assert api.get("/listeners", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert api.get("/listeners", headers={"authorization": f"bearer {TOKEN}"}).status_code == 200
+    assert calls == [
+        (b"nope", TOKEN.encode()),
+        (TOKEN.encode(), TOKEN.encode()),
+        (TOKEN.encode(), TOKEN.encode()),
+    ]
 
 
 def test_token_401_response_closes_with_fin_when_asked(admin, adm):
-    srv, api = admin(secured(adm))
+    srv, _api = admin(secured(adm))
     port = int(srv.control_url.rsplit(":", 1)[1])
     sock = adm.connect(port, timeout=1.0)
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    sock.sendall(f"GET /listeners HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
     data = b""
     while chunk := sock.recv(65536):  # a timeout here: no FIN within a second
         data += chunk
@@ -111,8 +119,8 @@ def test_token_given_to_the_server_takes_precedence_over_the_profile(adm):
         import httpx
 
         with httpx.Client(base_url=srv.control_url, timeout=5) as api:
-            assert api.get("/healthz", headers={"authorization": "Bearer from-env"}).status_code == 200
-            assert api.get("/healthz", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 401
+            assert api.get("/listeners", headers={"authorization": "Bearer from-env"}).status_code == 200
+            assert api.get("/listeners", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 401
     finally:
         srv.stop()
 

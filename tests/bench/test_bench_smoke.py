@@ -41,7 +41,7 @@ def test_bench_quick_prints_a_number_for_every_figure() -> None:
     rows = table_rows(done.stdout)
     assert rows, f"no table printed:\n{done.stdout}\n{done.stderr}"
     wrk_missing = shutil.which("wrk") is None
-    for figure, value, target, reference, result in rows:
+    for figure, value, _target, _reference, result in rows:
         if wrk_missing and "wrk is not installed" in value:
             continue  # figures 1 and 2 say so, and the rest still run
         assert not value.startswith("error"), f"{figure}: {value}"

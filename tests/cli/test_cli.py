@@ -1,4 +1,4 @@
-"""The command line (interfaces-v1.md "Command line"), run as a subprocess.
+"""The command line (the README's "Command line"), run as a subprocess.
 
 `run`: the `listener ...`/`control ...` lines come first and are true; SIGINT, SIGTERM and
 `--max-duration` end the run with exit 0 and a clean FIN on every client connection; the soft
@@ -8,20 +8,23 @@ stderr, exit 2, no traceback; an invalid profile or a taken port starts nothing.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import resource
 import signal
 import socket
 import time
+from pathlib import Path
 
 import httpx
 import jsonschema
 import pytest
 
-from faultserver._actions import ACCEPT_MODES, ACTIONS
+from faultserver._profile.actions import ACCEPT_MODES, ACTIONS
+from tests.support import net
 
-LONG_S = 5.0
+LONG_S = net.LONG_S
 ACTIONS_LIST = "respond, close, reset, hang, partial, dribble, garbage"
 
 SIMPLE = """\
@@ -50,21 +53,8 @@ BROKEN_PROBLEM = (
 )
 
 
-def ipv6_available() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-def connect(port: int, host: str = "127.0.0.1") -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.settimeout(LONG_S)
-    sock.connect((host, port))
-    return sock
+def connect(port: int) -> socket.socket:
+    return net.connect("127.0.0.1", port)
 
 
 def read_response(sock: socket.socket) -> bytes:
@@ -96,7 +86,7 @@ def taken_port():
 
 
 def test_run_prints_listener_lines_then_control_first(cli):
-    v6 = ipv6_available()
+    v6 = net.ipv6_available()
     profile = """\
 version: 1
 listeners:
@@ -122,8 +112,8 @@ listeners:
         assert url == f"http://{host}:{port}"
         assert f"listener {name} {url} accept={accept}" in run.lines
     assert [run.listeners[n][1] for n in ("web", "down", "slow")] == ["open", "refuse", "stall"]
-    assert run.lines[-1] == f"control {run.control}"
-    assert run.control.startswith("http://127.0.0.1:") and not run.control.endswith(":0")
+    assert run.lines[-1] == f"control {run.control_url}"
+    assert run.control_url.startswith("http://127.0.0.1:") and not run.control_url.endswith(":0")
 
     # the lines are true
     r = httpx.get(run.listeners["web"][0] + "/x", timeout=LONG_S)
@@ -132,21 +122,17 @@ listeners:
         assert httpx.get(run.listeners["six"][0], timeout=LONG_S).json()["listener"] == "six"
     with pytest.raises(ConnectionRefusedError):
         connect(run.port("down")).close()
-    s = socket.socket()
-    s.settimeout(0.5)
-    with pytest.raises(TimeoutError):
-        s.connect(("127.0.0.1", run.port("slow")))
-    s.close()
-    assert httpx.get(run.control + "/healthz", timeout=LONG_S).status_code == 200
+    assert net.connect_errno(run.port("slow")) == errno.ETIMEDOUT
+    assert httpx.get(run.control_url + "/healthz", timeout=LONG_S).status_code == 200
 
     # the admin API switches a mode on the same port
-    r = httpx.patch(run.control + "/listeners/web", json={"accept": "refuse"}, timeout=LONG_S)
+    r = httpx.patch(run.control_url + "/listeners/web", json={"accept": "refuse"}, timeout=LONG_S)
     assert r.status_code == 200
     with pytest.raises(ConnectionRefusedError):
         connect(run.port("web")).close()
     run.signal(signal.SIGTERM)
-    assert run.wait() == 0
-    assert "Traceback" not in run.stderr()
+    assert run.proc.wait(10) == 0
+    assert "Traceback" not in run.log()
 
 
 def test_run_control_option_sets_the_admin_address(cli):
@@ -155,10 +141,10 @@ def test_run_control_option_sets_the_admin_address(cli):
     port = probe.getsockname()[1]
     probe.close()
     run = cli.start(SIMPLE, "--control", f"127.0.0.1:{port}", "--max-duration", "30s")
-    assert run.control == f"http://127.0.0.1:{port}"
-    assert httpx.get(run.control + "/healthz", timeout=LONG_S).status_code == 200
+    assert run.control_url == f"http://127.0.0.1:{port}"
+    assert httpx.get(run.control_url + "/healthz", timeout=LONG_S).status_code == 200
     run.signal(signal.SIGINT)
-    assert run.wait() == 0
+    assert run.proc.wait(10) == 0
 
 
 # --- run: stopping cleanly -------------------------------------------------------------------
@@ -197,9 +183,9 @@ def test_run_stops_on_signal_with_fin(cli, signum):
     start = time.monotonic()
     run.signal(signum)
     assert_clean_eof(socks)
-    assert run.wait() == 0
+    assert run.proc.wait(10) == 0
     assert time.monotonic() - start < 5
-    assert "Traceback" not in run.stderr()
+    assert "Traceback" not in run.log()
     assert run.more_stdout() == ""
     with pytest.raises(ConnectionRefusedError):
         connect(port).close()
@@ -211,8 +197,8 @@ def test_run_sigterm_right_after_the_control_line_stops_cleanly(cli):
     # a script may signal as soon as it has read the lines: the signal must be caught by then
     run = cli.start(SIMPLE, "--max-duration", "30s")
     run.signal(signal.SIGTERM)
-    assert run.wait() == 0
-    assert "Traceback" not in run.stderr()
+    assert run.proc.wait(10) == 0
+    assert "Traceback" not in run.log()
 
 
 def test_run_stops_after_max_duration_with_fin(cli):
@@ -220,19 +206,19 @@ def test_run_stops_after_max_duration_with_fin(cli):
     run = cli.start(SIMPLE, "--max-duration", "1.5s", "--log-level", "warning")
     socks = hold_connections(run.port("backend"))
     assert_clean_eof(socks)  # blocks until the server stops by itself
-    assert run.wait() == 0
+    assert run.proc.wait(10) == 0
     took = time.monotonic() - start
     assert 1.4 <= took < 10, took
-    assert run.stderr() == ""  # --log-level warning: a clean run says nothing
+    assert run.log() == ""  # --log-level warning: a clean run says nothing
 
 
 def test_run_max_duration_plain_number_is_seconds(cli):
     run = cli.start(SIMPLE, "--max-duration", "0.5")
-    assert run.wait() == 0
+    assert run.proc.wait(10) == 0
 
 
 def test_run_raises_soft_open_file_limit(cli):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard <= 1024:
         pytest.skip(f"the hard open-file limit is {hard}: nothing to raise to")
 
@@ -240,7 +226,7 @@ def test_run_raises_soft_open_file_limit(cli):
         resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
 
     run = cli.start(SIMPLE, "--max-duration", "30s", preexec_fn=lower)
-    limits = open(f"/proc/{run.pid}/limits").read()
+    limits = Path(f"/proc/{run.pid}/limits").read_text()
     line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
     run_soft, run_hard = line.split()[3:5]
     expected = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
@@ -250,7 +236,7 @@ def test_run_raises_soft_open_file_limit(cli):
     else:
         assert run_soft == run_hard, line
     run.signal(signal.SIGTERM)
-    assert run.wait() == 0
+    assert run.proc.wait(10) == 0
 
 
 # --- run: mistakes start nothing -------------------------------------------------------------
@@ -284,7 +270,9 @@ def test_run_control_port_taken_starts_nothing(cli):
     try:
         port = blocker.getsockname()[1]
         result = cli.call("run", cli.write(SIMPLE), "--control", f"127.0.0.1:{port}", "--max-duration", "30s")
-        assert_one_line_error(result, f"faultserver: control: cannot bind 127.0.0.1:{port}: Address already in use")
+        assert_one_line_error(
+            result, f"faultserver: control: cannot bind 127.0.0.1:{port}: Address already in use"
+        )
     finally:
         blocker.close()
 
@@ -336,16 +324,31 @@ RUN_USAGE = "see 'faultserver run --help'"
             "faultserver: --max-duration: expected a duration such as 1.5, '250ms', '2s', '1m' or '1h', "
             "got 'soon'",
         ),
-        (["run", "{p}", "--max-duration", "0"], "faultserver: --max-duration: expected a duration greater than 0, got '0'"),
-        (["run", "{p}", "--max-duration=-5s"], "faultserver: --max-duration: expected a duration such as 1.5, '250ms', '2s', '1m' or '1h', got '-5s'"),
-        (["run", "{p}", "--max-duration"], f"faultserver: run: argument --max-duration: expected one argument ({RUN_USAGE})"),
+        (
+            ["run", "{p}", "--max-duration", "0"],
+            "faultserver: --max-duration: expected a duration greater than 0, got '0'",
+        ),
+        (
+            ["run", "{p}", "--max-duration=-5s"],
+            "faultserver: --max-duration: expected a duration such as 1.5, '250ms', '2s', '1m' or '1h', "
+            "got '-5s'",
+        ),
+        (
+            ["run", "{p}", "--max-duration"],
+            f"faultserver: run: argument --max-duration: expected one argument ({RUN_USAGE})",
+        ),
         (
             ["run", "{p}", "--control", "nowhere"],
-            "faultserver: --control: expected HOST:PORT such as 127.0.0.1:8474, got 'nowhere'",
+            "faultserver: --control: expected host:port such as '127.0.0.1:8080' or '[::1]:8080', "
+            "got 'nowhere'",
         ),
         (
             ["run", "{p}", "--control", "127.0.0.1:70000"],
-            "faultserver: --control: expected HOST:PORT such as 127.0.0.1:8474, got '127.0.0.1:70000'",
+            "faultserver: --control: expected a port from 0 to 65535, got '70000'",
+        ),
+        (
+            ["run", "{p}", "--control", "example.com:8474"],
+            "faultserver: --control: expected an IP address or 'localhost' as host, got 'example.com'",
         ),
         (
             ["run", "{p}", "--control", "192.0.2.1:8474"],

@@ -59,7 +59,7 @@ def test_fin_on_a_reused_connection_gives_server_disconnected_error(srv):
             assert await status_of(session, "POST", url + "/warmup") == 200
             await status_of(session, "POST", url + "/orders")  # same connection: FIN, no answer
 
-    with pytest.raises(aiohttp.ServerDisconnectedError, match="^Server disconnected$"):
+    with pytest.raises(aiohttp.ServerDisconnectedError, match=r"^Server disconnected$"):
         asyncio.run(main())
     assert srv.retries() == []  # aiohttp does not send a POST again
 

@@ -40,7 +40,8 @@ def test_fin_on_a_reused_connection_gives_remote_protocol_error(srv):
     url = srv["fin"].url
     with httpx.Client(timeout=5.0) as client:
         assert client.get(url + "/warmup").status_code == 200  # 1st request on the connection
-        with pytest.raises(httpx.RemoteProtocolError, match="^Server disconnected without sending a response.$"):
+        disconnected = r"^Server disconnected without sending a response\.$"
+        with pytest.raises(httpx.RemoteProtocolError, match=disconnected):
             client.get(url + "/orders")  # 2nd request on the same connection: FIN, no answer
     [fault] = srv.events(type="fault", action="close")
     assert fault["path"] == "/orders"
@@ -58,7 +59,8 @@ def test_slow_backend_exhausts_the_pool(srv):
         calls = [pool.submit(client.get, srv["slow"].url) for _ in range(3)]
         errors = [call.exception() for call in calls]
     assert [type(e) for e in errors if e is not None] == [httpx.PoolTimeout]
-    assert [call.result().status_code for call, e in zip(calls, errors) if e is None] == [200, 200]
+    answered = [call.result().status_code for call, e in zip(calls, errors, strict=True) if e is None]
+    assert answered == [200, 200]
     assert srv["slow"].peak_connections == 2
 
 

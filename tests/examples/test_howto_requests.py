@@ -51,7 +51,8 @@ def test_fin_on_a_reused_connection_gives_connection_error(srv):
 
 
 def test_refuse_gives_connection_error(srv):
-    with pytest.raises(requests.exceptions.ConnectionError, match=r"\[Errno 111\] Connection refused") as info:
+    refused = r"\[Errno 111\] Connection refused"
+    with pytest.raises(requests.exceptions.ConnectionError, match=refused) as info:
         requests.get(srv["refused"].url, timeout=5.0)
     assert type(info.value) is requests.exceptions.ConnectionError  # not ConnectTimeout, its subclass
 

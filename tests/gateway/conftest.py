@@ -12,17 +12,20 @@ from here), so the suite works in every pytest import mode.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
-import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any
 
 import pytest
+
+from tests.support.wait import wait_until
 
 #: How long a gateway may take to listen after its start.
 START_TIMEOUT_S = 10.0
@@ -32,7 +35,7 @@ LOG_WAIT_S = 3.0
 START_ATTEMPTS = 3
 
 
-def binary_path(name: str) -> Optional[str]:
+def binary_path(name: str) -> str | None:
     """The gateway's path; Debian puts both in /usr/sbin, not always on a user's PATH."""
     return shutil.which(name) or next(
         (p for p in (f"/usr/sbin/{name}", f"/usr/local/sbin/{name}") if os.access(p, os.X_OK)), None
@@ -45,15 +48,45 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclasses.dataclass(frozen=True)
+class NginxOptions:
+    """What a test may set on nginx (`nginx(port, read_timeout="5s")`)."""
+
+    connect_timeout: str = "1s"
+    read_timeout: str = "1s"
+    #: the upstream server's connection limit (none by default)
+    max_conns: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class HAProxyOptions:
+    """What a test may set on HAProxy (`haproxy(port, timeout_queue="500ms")`)."""
+
+    maxconn: int = 2
+    timeout_connect: str = "1s"
+    timeout_server: str = "1s"
+    timeout_queue: str = "500ms"
+    retries: int = 1
+    #: lines added to the backend section (`http-reuse always`)
+    backend_extra: str = ""
+
+
 class Gateway:
     """A gateway process we started: its port, its logs, and a stop that always works."""
 
     name = "gateway"
+    #: the file its configuration is written to, in its folder
+    config_name = "gateway.conf"
+    #: what a test may set (`nginx(port, read_timeout="5s")`), a dataclass
+    options_type: type = object
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, upstream_port: int, **options: Any) -> None:
         self.folder = folder
+        self.upstream_port = upstream_port
+        self.options: Any = self.options_type(**options)
+        self.conf = folder / self.config_name
         self.port = 0
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
         self.output = folder / "output.log"
 
     @property
@@ -66,7 +99,7 @@ class Gateway:
     def _write_config(self) -> None:
         raise NotImplementedError
 
-    def start(self) -> "Gateway":
+    def start(self) -> Gateway:
         last = ""
         for _ in range(START_ATTEMPTS):
             self.port = free_port()
@@ -88,17 +121,22 @@ class Gateway:
         raise RuntimeError(f"{self.name} did not start listening on 127.0.0.1:{self.port}:\n{last}")
 
     def _wait_listening(self) -> bool:
-        assert self.proc is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
+        proc = self.proc
+        assert proc is not None
+
+        def listening_or_gone() -> str | None:
+            if proc.poll() is not None:
+                return "gone"
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return True
+                    return "listening"
             except OSError:
-                time.sleep(0.05)
-        return False
+                return None
+
+        try:
+            return wait_until(listening_or_gone, START_TIMEOUT_S, interval=0.05) == "listening"
+        except AssertionError:  # still starting after START_TIMEOUT_S
+            return False
 
     def startup_text(self) -> str:
         return self.output.read_text(errors="replace") if self.output.exists() else ""
@@ -126,38 +164,25 @@ class Gateway:
     @staticmethod
     def wait_line(read: Callable[[], str], needle: str, timeout: float = LOG_WAIT_S) -> str:
         """The first log line containing `needle`, waiting for it to be written."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in read().splitlines():
-                if needle in line:
-                    return line
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"no log line containing {needle!r} within {timeout}s:\n{read()}")
-            time.sleep(0.05)
+        return wait_until(
+            lambda: next((line for line in read().splitlines() if needle in line), None),
+            timeout,
+            lambda: f"a log line containing {needle!r}; the log:\n{read()}",
+            interval=0.05,
+        )
 
 
 class Nginx(Gateway):
     """nginx as a reverse proxy to one upstream server, with keep-alive to it."""
 
     name = "nginx"
+    config_name = "nginx.conf"
+    options_type = NginxOptions
 
-    def __init__(
-        self,
-        folder: Path,
-        upstream_port: int,
-        *,
-        connect_timeout: str = "1s",
-        read_timeout: str = "1s",
-        max_conns: Optional[int] = None,
-    ) -> None:
-        super().__init__(folder)
-        self.upstream_port = upstream_port
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.max_conns = max_conns
+    def __init__(self, folder: Path, upstream_port: int, **options: Any) -> None:
+        super().__init__(folder, upstream_port, **options)
         self.error_log = folder / "error.log"
         self.access_log = folder / "access.log"
-        self.conf = folder / "nginx.conf"
 
     def _write_config(self) -> None:
         d = self.folder
@@ -165,7 +190,8 @@ class Nginx(Gateway):
             (d / sub).mkdir(exist_ok=True)
         # as root, the master would hand the workers to `nobody`; keep them ours
         user = "user root;" if os.geteuid() == 0 else ""
-        max_conns = f" max_conns={self.max_conns}" if self.max_conns else ""
+        o = self.options
+        max_conns = f" max_conns={o.max_conns}" if o.max_conns else ""
         self.conf.write_text(
             f"""
 daemon off;
@@ -194,8 +220,8 @@ http {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_connect_timeout {self.connect_timeout};
-            proxy_read_timeout {self.read_timeout};
+            proxy_connect_timeout {o.connect_timeout};
+            proxy_read_timeout {o.read_timeout};
         }}
     }}
 }}
@@ -224,7 +250,7 @@ http {{
         return self.wait_line(self.errors, f'request: "{method} {path} HTTP/1.1"')
 
     def error_lines(self, method: str, path: str) -> list[str]:
-        return [l for l in self.errors().splitlines() if f'request: "{method} {path} HTTP/1.1"' in l]
+        return [line for line in self.errors().splitlines() if f'request: "{method} {path} HTTP/1.1"' in line]
 
     def access_line(self, method: str, path: str) -> str:
         return self.wait_line(self.accesses, f"{method} {path} ")
@@ -241,31 +267,12 @@ class HAProxy(Gateway):
     """HAProxy in HTTP mode, one server with a connection limit and a queue."""
 
     name = "haproxy"
-
-    def __init__(
-        self,
-        folder: Path,
-        upstream_port: int,
-        *,
-        maxconn: int = 2,
-        timeout_connect: str = "1s",
-        timeout_server: str = "1s",
-        timeout_queue: str = "500ms",
-        retries: int = 1,
-        backend_extra: str = "",
-    ) -> None:
-        super().__init__(folder)
-        self.upstream_port = upstream_port
-        self.maxconn = maxconn
-        self.timeout_connect = timeout_connect
-        self.timeout_server = timeout_server
-        self.timeout_queue = timeout_queue
-        self.retries = retries
-        self.backend_extra = backend_extra
-        self.conf = folder / "haproxy.cfg"
+    config_name = "haproxy.cfg"
+    options_type = HAProxyOptions
 
     def _write_config(self) -> None:
         # `log stdout format raw`: the log lines go to haproxy's stdout, which is our file
+        o = self.options
         self.conf.write_text(
             f"""
 global
@@ -276,17 +283,17 @@ defaults
     log global
     option httplog
     option dontlognull
-    retries {self.retries}
-    timeout connect {self.timeout_connect}
+    retries {o.retries}
+    timeout connect {o.timeout_connect}
     timeout client 5s
-    timeout server {self.timeout_server}
-    timeout queue {self.timeout_queue}
+    timeout server {o.timeout_server}
+    timeout queue {o.timeout_queue}
 frontend fe
     bind 127.0.0.1:{self.port}
     default_backend be
 backend be
-    {self.backend_extra}
-    server s1 127.0.0.1:{self.upstream_port} maxconn {self.maxconn}
+    {o.backend_extra}
+    server s1 127.0.0.1:{self.upstream_port} maxconn {o.maxconn}
 """
         )
 

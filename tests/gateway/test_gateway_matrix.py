@@ -17,59 +17,29 @@ import http.client
 import json
 import threading
 import time
-from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import pytest
 
+from tests.support.profiles import BODY_BYTES, matrix_profile
+
 pytestmark = pytest.mark.gateway
 
-PROFILES = Path(__file__).resolve().parents[2] / "profiles"
-BODY_BYTES = 1000
 
 
-def _listener(**fields: Any) -> dict[str, Any]:
-    return {"version": 1, "listeners": [{"name": "backend", "bind": "127.0.0.1:0", **fields}]}
-
-
-#: Causes with a profile shipped in profiles/: the four D504CO ones (profile-v1.md, "The D504CO
-#: profiles") and reset. The table names these files, so the tests run exactly them.
-SHIPPED = ("refused", "connect-timeout", "fin", "pool-exhaustion", "reset")
-
-#: The non-D504CO rows of the matrix (no shipped file).
-EXTRA = {
-    # "HTTP/1.1 200 OK\r\ndat": the response ends inside its header block
-    "partial-headers": _listener(
-        response={"body": {"size": BODY_BYTES}},
-        rules=[{"name": "partial", "action": "partial", "bytes": 20}],
-    ),
-    # headers and the first part of the 1000-byte body, then FIN
-    "partial-body": _listener(
-        response={"body": {"size": BODY_BYTES}},
-        rules=[{"name": "partial", "action": "partial", "bytes": 300}],
-    ),
-    "hang": _listener(rules=[{"name": "hang", "action": "hang"}]),
-}
-
-
-def profile(name: str) -> Union[str, dict[str, Any]]:
-    """profiles/NAME.yaml for a shipped cause, else the row's own dict."""
-    if name in SHIPPED:
-        return str(PROFILES / f"{name}.yaml")
-    return EXTRA[name]
 
 
 def start_backend(faultserver: Any, name: str) -> tuple[Any, int]:
-    srv = faultserver(profile(name))
+    srv = faultserver(matrix_profile(name))
     listener = next(iter(srv.listeners.values()))
     return srv, listener.port
 
 
 @dataclasses.dataclass
 class Answer:
-    status: Optional[int] = None
+    status: int | None = None
     body: bytes = b""
-    error: Optional[BaseException] = None
+    error: BaseException | None = None
     took_s: float = 0.0
 
     def __str__(self) -> str:
@@ -82,7 +52,7 @@ def send(
     gateway_url: str,
     method: str,
     path: str,
-    conn: Optional[http.client.HTTPConnection] = None,
+    conn: http.client.HTTPConnection | None = None,
     timeout: float = 10.0,
 ) -> Answer:
     """One request through the gateway; a broken answer is kept, not raised."""
@@ -108,7 +78,7 @@ def send(
 
 
 def send_concurrently(gateway_url: str, paths: list[str], timeout: float = 10.0) -> list[Answer]:
-    answers: list[Optional[Answer]] = [None] * len(paths)
+    answers: list[Answer | None] = [None] * len(paths)
 
     def one(i: int) -> None:
         answers[i] = send(gateway_url, "GET", paths[i], timeout=timeout)
@@ -132,35 +102,110 @@ def requests_for(srv: Any, path: str) -> list[dict]:
     return [e for e in srv.requests() if e["path"] == path]
 
 
+# --- one GET: the status and the log line of each cause -----------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class OneGet:
+    """One GET through a gateway to a backend with one fault: what the gateway says of it."""
+
+    label: str  # the cause, as the matrix's MATRIX line names it
+    path: str
+    status: int
+    #: nginx: its error.log message; HAProxy: (status, termination state, retries) of its log line
+    said: Any
+    #: whether the backend read the request (once), or never saw one
+    reaches_backend: bool
+    #: the answer waits for gateway timeouts of 1 s: (at least, under) seconds
+    took_s: tuple[float, float] | None = None
+
+
+def check_one_get(srv: Any, answer: Answer, said: Any, row: OneGet) -> None:
+    assert answer.status == row.status
+    assert said == row.said
+    assert len(requests_for(srv, row.path)) == (1 if row.reaches_backend else 0)
+    if row.took_s is not None:
+        low, high = row.took_s
+        assert low <= answer.took_s < high
+    if row.reaches_backend and row.took_s is not None:
+        srv.wait_for(type="peer_close", timeout=2)  # the gateway gave up on the connection
+
+
+def took(answer: Answer, row: OneGet) -> dict[str, str]:
+    return {"took": f"{answer.took_s:.2f}s"} if row.took_s is not None else {}
+
+
+PREMATURE = "[error] upstream prematurely closed connection while reading response header from upstream"
+#: `proxy_connect_timeout 1s` and `proxy_read_timeout 1s`
+NGINX_ONE_GET = {
+    "refused": OneGet(
+        "refused",
+        "/refused",
+        502,
+        "[error] connect() failed (111: Connection refused) while connecting to upstream",
+        False,
+    ),
+    "connect-timeout": OneGet(
+        "connect-timeout",
+        "/stall",
+        504,
+        "[error] upstream timed out (110: Connection timed out) while connecting to upstream",
+        False,
+        (0.9, 5),
+    ),
+    "reset": OneGet(
+        "reset",
+        "/reset",
+        502,
+        "[error] recv() failed (104: Connection reset by peer) while reading response header from upstream",
+        True,  # a fresh connection: not retried
+    ),
+    "partial-headers": OneGet("partial (cut in the headers)", "/partial", 502, PREMATURE, True),
+    "hang": OneGet(
+        "hang",
+        "/hang",
+        504,
+        "[error] upstream timed out (110: Connection timed out) while reading response header from upstream",
+        True,
+        (0.9, 5),
+    ),
+}
+
+#: Termination states: the first letter says who (S server, s a timeout), the second when
+#: (C connect, H waiting for the headers). `timeout connect 1s`, `timeout server 1s`,
+#: `retries 1` (a failed connect is tried twice).
+HAPROXY_ONE_GET = {
+    "refused": OneGet("refused", "/refused", 503, ("503", "SC--", "1"), False),
+    "connect-timeout": OneGet("connect-timeout", "/stall", 503, ("503", "sC--", "1"), False, (1.8, 6)),
+    "reset": OneGet("reset", "/reset", 502, ("502", "SH--", "0"), True),
+    "partial-headers": OneGet("partial (cut in the headers)", "/partial", 502, ("502", "SH--", "0"), True),
+    "hang": OneGet("hang", "/hang", 504, ("504", "sH--", "0"), True, (0.9, 5)),
+}
+
+ONE_GET = {"nginx": NGINX_ONE_GET, "haproxy": HAPROXY_ONE_GET}
+
+
+def what_it_said(gateway: str, gw: Any, path: str) -> tuple[Any, dict[str, Any]]:
+    """What the gateway logged of one request (as `OneGet.said` has it), and its matrix cell."""
+    if gateway == "nginx":
+        message = gw.message(gw.error_line("GET", path))
+        return message, {"error_log": message}
+    line = gw.log_line("GET", path)
+    return gw.summary(line), {"log": _haproxy_cell(gw, line)}
+
+
+@pytest.mark.parametrize(("gateway", "cause"), [(g, c) for g, rows in ONE_GET.items() for c in rows])
+def test_gateway_one_get_gives_the_status_and_log_line_of_its_cause(faultserver, request, gateway, cause):
+    row = ONE_GET[gateway][cause]
+    srv, port = start_backend(faultserver, cause)
+    gw = request.getfixturevalue(gateway)(port)
+    answer = send(gw.url, "GET", row.path)
+    said, cell = what_it_said(gateway, gw, row.path)
+    report(gateway, row.label, status=answer.status, **took(answer, row), **cell)
+    check_one_get(srv, answer, said, row)
+
+
 # --- nginx ------------------------------------------------------------------------------
-
-
-def test_nginx_refused_gives_502_connection_refused(faultserver, nginx):
-    srv, port = start_backend(faultserver, "refused")
-    gw = nginx(port)
-    answer = send(gw.url, "GET", "/refused")
-    line = gw.error_line("GET", "/refused")
-    report("nginx", "refused", status=answer.status, error_log=gw.message(line))
-    assert answer.status == 502
-    assert gw.message(line) == (
-        "[error] connect() failed (111: Connection refused) while connecting to upstream"
-    )
-    assert srv.requests() == []
-
-
-def test_nginx_stall_gives_504_connect_timed_out(faultserver, nginx):
-    srv, port = start_backend(faultserver, "connect-timeout")
-    gw = nginx(port)
-    answer = send(gw.url, "GET", "/stall")
-    line = gw.error_line("GET", "/stall")
-    report("nginx", "connect-timeout", status=answer.status, took=f"{answer.took_s:.2f}s",
-           error_log=gw.message(line))
-    assert answer.status == 504
-    assert gw.message(line) == (
-        "[error] upstream timed out (110: Connection timed out) while connecting to upstream"
-    )
-    assert 0.9 <= answer.took_s < 5  # proxy_connect_timeout 1s
-    assert srv.requests() == []
 
 
 def test_nginx_fin_on_reuse_get_is_retried_on_a_fresh_connection(faultserver, nginx):
@@ -246,7 +291,7 @@ def test_nginx_pool_exhaustion_with_max_conns_gives_502_no_live_upstreams(faults
     paths = [f"/pool-{i}" for i in range(6)]
     answers = send_concurrently(gw.url, paths)
     statuses = sorted(a.status for a in answers)
-    rejected = [p for p, a in zip(paths, answers) if a.status == 502]
+    rejected = [p for p, a in zip(paths, answers, strict=True) if a.status == 502]
     lines = {gw.message(gw.error_line("GET", p)) for p in rejected}
     peak = next(iter(srv.listeners.values())).peak_connections
     report("nginx", "pool-exhaustion (max_conns=2)", statuses=statuses,
@@ -257,34 +302,8 @@ def test_nginx_pool_exhaustion_with_max_conns_gives_502_no_live_upstreams(faults
     assert peak == 2
 
 
-def test_nginx_reset_gives_502_connection_reset(faultserver, nginx):
-    srv, port = start_backend(faultserver, "reset")
-    gw = nginx(port)
-    answer = send(gw.url, "GET", "/reset")
-    line = gw.error_line("GET", "/reset")
-    report("nginx", "reset", status=answer.status, error_log=gw.message(line))
-    assert answer.status == 502
-    assert gw.message(line) == (
-        "[error] recv() failed (104: Connection reset by peer) while reading response header from upstream"
-    )
-    assert len(requests_for(srv, "/reset")) == 1  # a fresh connection: not retried
-
-
-def test_nginx_partial_headers_gives_502_prematurely_closed(faultserver, nginx):
-    srv, port = start_backend(faultserver, "partial-headers")
-    gw = nginx(port)
-    answer = send(gw.url, "GET", "/partial")
-    line = gw.error_line("GET", "/partial")
-    report("nginx", "partial (cut in the headers)", status=answer.status, error_log=gw.message(line))
-    assert answer.status == 502
-    assert gw.message(line) == (
-        "[error] upstream prematurely closed connection while reading response header from upstream"
-    )
-    assert len(requests_for(srv, "/partial")) == 1
-
-
 def test_nginx_partial_body_passes_a_truncated_200(faultserver, nginx):
-    srv, port = start_backend(faultserver, "partial-body")
+    _srv, port = start_backend(faultserver, "partial-body")
     gw = nginx(port)
     answer = send(gw.url, "GET", "/partial")
     line = gw.error_line("GET", "/partial")
@@ -299,52 +318,12 @@ def test_nginx_partial_body_passes_a_truncated_200(faultserver, nginx):
     assert access.startswith("GET /partial 200 ")
 
 
-def test_nginx_hang_gives_504_read_timed_out(faultserver, nginx):
-    srv, port = start_backend(faultserver, "hang")
-    gw = nginx(port)
-    answer = send(gw.url, "GET", "/hang")
-    line = gw.error_line("GET", "/hang")
-    report("nginx", "hang", status=answer.status, took=f"{answer.took_s:.2f}s", error_log=gw.message(line))
-    assert answer.status == 504
-    assert gw.message(line) == (
-        "[error] upstream timed out (110: Connection timed out) while reading response header from upstream"
-    )
-    assert 0.9 <= answer.took_s < 5  # proxy_read_timeout 1s
-    srv.wait_for(type="peer_close", timeout=2)  # nginx gave up on the connection
-
-
 # --- HAProxy ----------------------------------------------------------------------------
 
 
 def _haproxy_cell(gw: Any, line: str) -> str:
     status, term, retries = gw.summary(line)
     return f"status={status} term={term} retries={retries}"
-
-
-def test_haproxy_refused_gives_503_sc(faultserver, haproxy):
-    srv, port = start_backend(faultserver, "refused")
-    gw = haproxy(port)
-    answer = send(gw.url, "GET", "/refused")
-    line = gw.log_line("GET", "/refused")
-    report("haproxy", "refused", status=answer.status, took=f"{answer.took_s:.2f}s", log=_haproxy_cell(gw, line))
-    assert answer.status == 503
-    # SC: the server refused the connection (S), during the connect (C); tried twice (retries 1)
-    assert gw.summary(line) == ("503", "SC--", "1")
-    assert srv.requests() == []
-
-
-def test_haproxy_stall_gives_503_sc_timeout(faultserver, haproxy):
-    srv, port = start_backend(faultserver, "connect-timeout")
-    gw = haproxy(port)
-    answer = send(gw.url, "GET", "/stall")
-    line = gw.log_line("GET", "/stall")
-    report("haproxy", "connect-timeout", status=answer.status, took=f"{answer.took_s:.2f}s",
-           log=_haproxy_cell(gw, line))
-    assert answer.status == 503
-    # sC: a timeout (s) during the connect (C): `timeout connect 1s`, twice (retries 1)
-    assert gw.summary(line) == ("503", "sC--", "1")
-    assert 1.8 <= answer.took_s < 6
-    assert srv.requests() == []
 
 
 def test_haproxy_fin_on_reuse_closes_the_client_connection_silently(faultserver, haproxy):
@@ -360,14 +339,14 @@ def test_haproxy_fin_on_reuse_closes_the_client_connection_silently(faultserver,
         finally:
             conn.close()
         results[method] = (first, second)
-    time.sleep(1.0)  # give a log line every chance to appear
+    time.sleep(0.5)  # give a log line every chance to appear (they come within milliseconds)
     log = gw.log()
     for method, (first, second) in results.items():
         path = f"/{method.lower()}-2"
         seen = requests_for(srv, path)
         report("haproxy", f"fin ({method}, second request on one client connection)",
                first=str(first), second=str(second),
-               log=[l for l in log.splitlines() if path in l] or "(no line)",
+               log=[line for line in log.splitlines() if path in line] or "(no line)",
                backend_saw=[(e["conn"], e["request_on_connection"]) for e in seen])
         assert first.status == 200
         # HAProxy passes the backend's close on to the client: no response, no log line,
@@ -451,29 +430,8 @@ def test_haproxy_pool_exhaustion_queue_timeout_gives_503_sq(faultserver, haproxy
     assert len(srv.requests()) == 2  # the queued ones never reached the backend
 
 
-def test_haproxy_reset_gives_502_sh(faultserver, haproxy):
-    srv, port = start_backend(faultserver, "reset")
-    gw = haproxy(port)
-    answer = send(gw.url, "GET", "/reset")
-    line = gw.log_line("GET", "/reset")
-    report("haproxy", "reset", status=answer.status, log=_haproxy_cell(gw, line))
-    assert answer.status == 502
-    assert gw.summary(line) == ("502", "SH--", "0")
-    assert len(requests_for(srv, "/reset")) == 1
-
-
-def test_haproxy_partial_headers_gives_502_sh(faultserver, haproxy):
-    srv, port = start_backend(faultserver, "partial-headers")
-    gw = haproxy(port)
-    answer = send(gw.url, "GET", "/partial")
-    line = gw.log_line("GET", "/partial")
-    report("haproxy", "partial (cut in the headers)", status=answer.status, log=_haproxy_cell(gw, line))
-    assert answer.status == 502
-    assert gw.summary(line) == ("502", "SH--", "0")
-
-
 def test_haproxy_partial_body_passes_a_truncated_200_sd(faultserver, haproxy):
-    srv, port = start_backend(faultserver, "partial-body")
+    _srv, port = start_backend(faultserver, "partial-body")
     gw = haproxy(port)
     answer = send(gw.url, "GET", "/partial")
     line = gw.log_line("GET", "/partial")
@@ -485,13 +443,3 @@ def test_haproxy_partial_body_passes_a_truncated_200_sd(faultserver, haproxy):
     assert gw.summary(line) == ("200", "SD--", "0")
 
 
-def test_haproxy_hang_gives_504_sh(faultserver, haproxy):
-    srv, port = start_backend(faultserver, "hang")
-    gw = haproxy(port)
-    answer = send(gw.url, "GET", "/hang")
-    line = gw.log_line("GET", "/hang")
-    report("haproxy", "hang", status=answer.status, took=f"{answer.took_s:.2f}s", log=_haproxy_cell(gw, line))
-    assert answer.status == 504
-    # sH: a timeout (s) while waiting for the headers (H): `timeout server 1s`
-    assert gw.summary(line) == ("504", "sH--", "0")
-    assert 0.9 <= answer.took_s < 5

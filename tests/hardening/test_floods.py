@@ -8,7 +8,6 @@ throughout.
 
 from __future__ import annotations
 
-import errno
 import re
 import resource
 import socket
@@ -17,16 +16,12 @@ from collections import Counter
 
 import pytest
 import trio
-from _hardening import (
-    HEALTHY_REQUEST,
-    assert_error_answer,
-    connect,
-    healthy,
-    raise_own_fd_limit,
-    recv_to_fin,
-    start_cli,
-    wait_until,
-)
+from _hardening import HEALTHY_REQUEST, assert_error_answer, connect, healthy, raise_own_fd_limit
+
+from tests.support.cli import start_cli
+from tests.support.net import recv_to_fin
+from tests.support.profiles import one_listener
+from tests.support.wait import wait_until
 
 FLOOD_PROFILE = """\
 version: 1
@@ -45,12 +40,7 @@ async def _healthy_async(port: int, timeout: float = 10.0) -> float:
         stream = await trio.open_tcp_stream("127.0.0.1", port)
         async with stream:
             await stream.send_all(HEALTHY_REQUEST)
-            data = b""
-            while True:
-                chunk = await stream.receive_some(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = await _until_eof(stream, timeout)
     assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data[:200]
     return trio.current_time() - start
 
@@ -59,6 +49,25 @@ async def _healthy_meanwhile(port: int, until: trio.Event, latencies: list[float
     while not until.is_set():
         latencies.append(await _healthy_async(port))
         await trio.sleep(0.2)
+
+
+async def _until_eof(stream: trio.SocketStream, timeout_s: float) -> bytes:
+    """What the server sends until it ends the stream (at most `timeout_s` of waiting)."""
+    data = b""
+    with trio.fail_after(timeout_s):
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    return data
+
+
+async def _connected(port: int, pause_s: float) -> trio.SocketStream | None:
+    """A new connection, or None after a pause of `pause_s` when the connect failed (a
+    flooded accept queue drops SYNs)."""
+    try:
+        return await trio.open_tcp_stream("127.0.0.1", port)
+    except OSError:
+        await trio.sleep(pause_s)
+        return None
 
 
 def _answer_kind(data: bytes) -> str:
@@ -88,10 +97,8 @@ def test_flood_slowloris_1000_connections_healthy_requests_still_served(tmp_path
     async def slow_client(deadline: float) -> None:
         line = b"GET /slowloris HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000
         while trio.current_time() < deadline:
-            try:
-                stream = await trio.open_tcp_stream("127.0.0.1", port)
-            except OSError:
-                await trio.sleep(0.1)
+            stream = await _connected(port, pause_s=0.1)
+            if stream is None:
                 continue
             connected[0] += 1
             async with stream:
@@ -105,12 +112,7 @@ def test_flood_slowloris_1000_connections_healthy_requests_still_served(tmp_path
                 if not got:
                     return  # the flood is over
                 try:
-                    with trio.fail_after(5):
-                        while True:
-                            chunk = await stream.receive_some(65536)
-                            if not chunk:
-                                break
-                            got += chunk
+                    got += await _until_eof(stream, 5)
                 except trio.BrokenResourceError:
                     resets[0] += 1
                 answers[_answer_kind(got)] += 1
@@ -135,7 +137,10 @@ def test_flood_slowloris_1000_connections_healthy_requests_still_served(tmp_path
         rc, _ = srv.terminate()
     finally:
         srv.kill()
-    print(f"slowloris: {connected[0]} connections, {answers}, healthy {len(latencies)} slowest {sorted(latencies)[-5:]}")
+    print(
+        f"slowloris: {connected[0]} connections, {answers}, "
+        f"healthy {len(latencies)} slowest {sorted(latencies)[-5:]}"
+    )
     assert rc == 0, srv.log()
     assert took < 60
     assert connected[0] >= 1000
@@ -173,10 +178,8 @@ def test_flood_connects_healthy_requests_still_served(tmp_path):
 
     async def churn(worker: int, count: int) -> None:
         for i in range(count):
-            try:
-                stream = await trio.open_tcp_stream("127.0.0.1", port)
-            except OSError:
-                await trio.sleep(0.05)
+            stream = await _connected(port, pause_s=0.05)
+            if stream is None:
                 continue
             made[0] += 1
             if (worker + i) % 2:
@@ -186,13 +189,7 @@ def test_flood_connects_healthy_requests_still_served(tmp_path):
     async def silent(held: list) -> None:
         stream = await trio.open_tcp_stream("127.0.0.1", port)
         held.append(stream)
-        data = b""
-        with trio.fail_after(10):
-            while True:
-                chunk = await stream.receive_some(65536)
-                if not chunk:
-                    break
-                data += chunk
+        data = await _until_eof(stream, 10)
         silent_answers[_answer_kind(data)] += 1
         await stream.aclose()
 
@@ -246,7 +243,7 @@ def test_flood_out_of_file_descriptors_is_logged_and_recovered(tmp_path):
         for _ in range(FD_LIMIT + 40):  # the kernel queues those the server cannot accept
             clients.append(connect(port))
         wait_until(lambda: "error=EMFILE" in srv.log(), what="EMFILE logged")
-        time.sleep(1.0)  # ten more failed retries: still one line
+        time.sleep(0.5)  # five more failed retries: still one line
         assert srv.proc.poll() is None, srv.log()
         failures = [line for line in srv.log().splitlines() if "accept failed" in line]
         assert len(failures) == 1, failures
@@ -265,8 +262,10 @@ def test_flood_out_of_file_descriptors_is_logged_and_recovered(tmp_path):
         last.close()
         assert reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply[:200]
         healthy(port)
-        assert re.search(r"level=WARNING accept recovered listener=backend after=\d+ failed accepts", srv.log())
-        rc, took = srv.terminate()
+        assert re.search(
+            r"level=WARNING accept recovered listener=backend after=\d+ failed accepts", srv.log()
+        )
+        rc, _took = srv.terminate()
     finally:
         for sock in clients:
             sock.close()
@@ -279,19 +278,7 @@ def test_flood_out_of_file_descriptors_is_logged_and_recovered(tmp_path):
 
 
 def test_flood_hang_is_bounded_by_max_connections(faultserver):
-    srv = faultserver(
-        {
-            "version": 1,
-            "listeners": [
-                {
-                    "name": "backend",
-                    "bind": "127.0.0.1:0",
-                    "max_connections": 5,
-                    "rules": [{"match": {"path": "/hang"}, "action": "hang"}],
-                }
-            ],
-        }
-    )
+    srv = faultserver(one_listener(max_connections=5, rules=[{"match": {"path": "/hang"}, "action": "hang"}]))
     port = srv["backend"].port
     held = []
     try:
@@ -308,7 +295,7 @@ def test_flood_hang_is_bounded_by_max_connections(faultserver):
             with pytest.raises(TimeoutError):
                 sock.recv(1)
         # a healthy client waits in the queue too: the limit holds for everyone
-        with connect(port, timeout=0.5) as waiting:
+        with connect(port, timeout=0.25) as waiting:  # nothing will come: a short wait tells
             waiting.sendall(HEALTHY_REQUEST)
             with pytest.raises(TimeoutError):
                 waiting.recv(1)
@@ -331,7 +318,7 @@ def test_flood_stall_without_file_descriptors_switches_anyway(faultserver, monke
 
     import trio
 
-    srv = faultserver({"version": 1, "listeners": [{"name": "backend", "bind": "127.0.0.1:0"}]})
+    srv = faultserver(one_listener())
     caplog.set_level(logging.WARNING, logger="faultserver")
     monkeypatch.setattr(logging.getLogger("faultserver"), "propagate", True)
 

@@ -1,7 +1,7 @@
 """Hostile HTTP on the data plane: each gets its 4xx and a clean close (FIN, never RST), and the
 listener keeps serving others during and after (issue 8).
 
-The listener's `limits` are small here (8 KiB of headers, 64 KiB of body, 2 s to send the
+The listener's `limits` are small here (8 KiB of headers, 64 KiB of body, 1 s to send the
 headers) so the tests stay quick; the defaults are 64 KiB, 16 MiB and 30 s.
 """
 
@@ -13,25 +13,17 @@ import ssl
 import subprocess
 import threading
 import time
-from typing import Any
 
 import pytest
-from _hardening import (
-    assert_error_answer,
-    connect,
-    healthy,
-    recv_to_fin,
-    send_until_answered,
-)
+from _hardening import assert_error_answer, connect, healthy, send_until_answered
 
 from faultserver._profile.load import load_profile_text
+from tests.support.net import recv_to_fin
+from tests.support.profiles import one_listener
 
-HEADER_TIMEOUT_S = 2.0
-LIMITS = {"header_timeout": "2s", "max_header_bytes": "8KiB", "max_body_bytes": "64KiB"}
-PROFILE: dict[str, Any] = {
-    "version": 1,
-    "listeners": [{"name": "backend", "bind": "127.0.0.1:0", "limits": LIMITS}],
-}
+HEADER_TIMEOUT_S = 1.0
+LIMITS = {"header_timeout": "1s", "max_header_bytes": "8KiB", "max_body_bytes": "64KiB"}
+PROFILE = one_listener(limits=LIMITS)
 
 MALFORMED = (400, "Bad Request", "malformed request")
 HTTP09 = (400, "Bad Request", "HTTP/0.9 requests are not supported")
@@ -71,7 +63,10 @@ HOSTILE = {
     "nul-in-header-value": (b"GET / HTTP/1.1\r\nHost: x\x00y\r\n\r\n", MALFORMED),
     "only-nul-bytes": (b"\x00" * 64, MALFORMED),
     # oversized headers (limit 8 KiB)
-    "one-huge-header": (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", HEADERS_TOO_LARGE),
+    "one-huge-header": (
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
+        HEADERS_TOO_LARGE,
+    ),
     "many-headers": (
         b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(2_000)) + b"\r\n",
         HEADERS_TOO_LARGE,
@@ -87,7 +82,10 @@ HOSTILE = {
     ),
     # invalid chunked encoding
     "chunk-size-not-hex": (_post(b"Transfer-Encoding: chunked\r\n", b"zz\r\nabc\r\n0\r\n\r\n"), MALFORMED),
-    "chunk-longer-than-its-size": (_post(b"Transfer-Encoding: chunked\r\n", b"3\r\nabcdef\r\n0\r\n\r\n"), MALFORMED),
+    "chunk-longer-than-its-size": (
+        _post(b"Transfer-Encoding: chunked\r\n", b"3\r\nabcdef\r\n0\r\n\r\n"),
+        MALFORMED,
+    ),
     "chunk-size-overflow": (
         _post(b"Transfer-Encoding: chunked\r\n", b"ffffffffffffffffffff\r\nabc\r\n0\r\n\r\n"),
         MALFORMED,
@@ -180,7 +178,7 @@ def test_hostile_over_limit_request_after_a_good_one_only_the_good_one_is_answer
     with connect(srv["backend"].port) as sock:
         sock.sendall(good + big)
         reply = recv_to_fin(sock)
-    first, sep, rest = reply.partition(b"\r\n\r\n")
+    first, _sep, rest = reply.partition(b"\r\n\r\n")
     assert first.startswith(b"HTTP/1.1 200 OK\r\n"), reply[:300]
     length = int(first.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
     assert b'"path": "/first"' in rest[:length]
@@ -261,7 +259,7 @@ def test_hostile_headers_not_finished_in_time_get_408_then_fin(srv):
         start = time.monotonic()
         slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
         for byte in b"X-Slow: 1":  # a byte now and then, never the end of the headers
-            time.sleep(0.1)
+            time.sleep(HEADER_TIMEOUT_S / 20)
             slow.sendall(bytes([byte]))
         healthy(port)
         reply = recv_to_fin(slow)
@@ -297,7 +295,7 @@ def test_hostile_slow_but_moving_body_is_not_cut_off(srv):
     with connect(srv["backend"].port, timeout=10) as slow:
         slow.sendall(_post(b"Content-Length: %d\r\nConnection: close\r\n" % len(body)))
         for i in range(0, len(body), 3):
-            time.sleep(0.25)  # 2.5 s in total, more than header_timeout
+            time.sleep(HEADER_TIMEOUT_S / 8)  # 1.25 header_timeouts in total, each piece well within one
             slow.sendall(body[i : i + 3])
         reply = recv_to_fin(slow)
     assert reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply[:300]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _hardening import run_cli, start_cli
+
+from tests.support.cli import run_cli, serve_cli
 
 #: Generous: each of these takes about 0.2 s here.
 QUICK_S = 5.0
@@ -68,10 +69,13 @@ BOMBS: dict[str, tuple[bytes, list[str]]] = {
     "numbers-10-to-the-400": (
         _big_number_profile().encode(),
         [
-            "listeners[0].bind: expected a port from 0 to 65535, got '1000000000000000000000000000'... (401 characters)",
-            "listeners[0].backlog: expected an integer from 0 to 65535, got 1000000000000000000000000000...000000",
+            "listeners[0].bind: expected a port from 0 to 65535, "
+            "got '1000000000000000000000000000'... (401 characters)",
+            "listeners[0].backlog: expected an integer from 0 to 65535, "
+            "got 1000000000000000000000000000...000000",
             "listeners[0].rules[0].probability: expected a number from 0 to 1, got '1e400'",
-            "listeners[0].rules[1].for: expected a duration such as 1.5, '250ms', '2s', '1m' or '1h', got '1e400s'",
+            "listeners[0].rules[1].for: expected a duration such as 1.5, '250ms', '2s', '1m' or '1h', "
+            "got '1e400s'",
         ],
     ),
     "integer-of-5000-digits": (  # past Python's int-from-string limit of 4300 digits
@@ -167,23 +171,28 @@ def test_profile_bomb_validate_reports_each_file(tmp_path):
     assert done.stdout.splitlines()[-1] == f"{good}: ok"
 
 
-@pytest.mark.parametrize("name", ["billion-laughs", "nesting-10000-flow", "numbers-10-to-the-400", "non-utf8-bytes"])
-def test_profile_bomb_put_profile_is_400_and_server_unchanged(tmp_path, name):
+@pytest.fixture(scope="module")
+def bombed(tmp_path_factory):
+    """One server for every bomb (each must leave it unchanged); at the end it must stop with
+    status 0 and no traceback in its log."""
+    yield from serve_cli(
+        tmp_path_factory.mktemp("bombs"), "version: 1\nlisteners:\n  - name: backend\n    bind: 127.0.0.1:0\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["billion-laughs", "nesting-10000-flow", "numbers-10-to-the-400", "non-utf8-bytes"]
+)
+def test_profile_bomb_put_profile_is_400_and_server_unchanged(bombed, name):
     data, _ = BOMBS[name]
-    srv = start_cli(tmp_path, "version: 1\nlisteners:\n  - name: backend\n    bind: 127.0.0.1:0\n")
-    try:
-        with httpx.Client(base_url=srv.control_url, timeout=10) as admin:
-            before = admin.get("/profile").json()
-            r = admin.put("/profile", content=data)
-            assert r.status_code == 400
-            assert r.headers["content-type"] == "application/json"
-            body = r.json()
-            assert isinstance(body["error"], str) and body["error"]
-            assert admin.get("/profile").json() == before
-            assert admin.get("/healthz").status_code == 200
-        rc, _ = srv.terminate()
-    finally:
-        srv.kill()
-    assert rc == 0
-    assert "Traceback" not in srv.log()
+    with httpx.Client(base_url=bombed.control_url, timeout=10) as admin:
+        before = admin.get("/profile").json()
+        r = admin.put("/profile", content=data, headers={"content-type": "application/yaml"})
+        assert r.status_code == 400
+        assert r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert isinstance(body["error"], str) and body["error"]
+        assert admin.get("/profile").json() == before
+        assert admin.get("/healthz").status_code == 200
+    assert "Traceback" not in bombed.log()
     assert not Path("pwned").exists()

@@ -11,18 +11,14 @@ import threading
 import time
 
 import pytest
-from _hardening import (
-    HEALTHY_REQUEST,
-    connect,
-    healthy,
-    raise_own_fd_limit,
-    recv_to_fin,
-    start_cli,
-    wait_until,
-)
+from _hardening import connect, healthy, raise_own_fd_limit
 
 import faultserver.testing
 from faultserver._decide.response import PreparedResponse
+from tests.support.cli import start_cli
+from tests.support.net import recv_to_fin
+from tests.support.profiles import one_listener
+from tests.support.wait import wait_until
 
 LOAD_PROFILE = """\
 version: 1
@@ -110,35 +106,38 @@ def test_shutdown_sigterm_idle_server_exits_0_quickly(tmp_path):
 
 # --- an exception in one connection's handler -------------------------------------------------
 
-BOOM_PROFILE = {
-    "version": 1,
-    "listeners": [
-        {
-            "name": "backend",
-            "bind": "127.0.0.1:0",
-            "rules": [
-                {"match": {"path": "/boom"}, "action": "partial", "bytes": 10},
-                {"match": {"path": "/slow"}, "action": "dribble", "chunk": 64, "interval": "20ms"},
-            ],
-        }
-    ],
-}
+BOOM_PROFILE = one_listener(
+    rules=[
+        {"match": {"path": "/boom"}, "action": "partial", "bytes": 10},
+        {"match": {"path": "/slow"}, "action": "dribble", "chunk": 64, "interval": "20ms"},
+    ]
+)
 
 
-def test_shutdown_handler_exception_is_logged_once_and_contained(monkeypatch, caplog):
+@pytest.fixture
+def boom(monkeypatch, caplog):
+    """`boom(exc)`: from now on `partial` raises `exc` when it renders the answer to /boom
+    (and only then); faultserver's ERROR records reach `caplog`."""
+    real_render = PreparedResponse.render
+
+    def arm(exc: Exception) -> None:
+        def render(self, request, *args, **kwargs):
+            if request is not None and request.path == "/boom":
+                raise exc
+            return real_render(self, request, *args, **kwargs)
+
+        monkeypatch.setattr(PreparedResponse, "render", render)
+        caplog.set_level(logging.ERROR, logger="faultserver")
+        monkeypatch.setattr(logging.getLogger("faultserver"), "propagate", True)
+
+    return arm
+
+
+def test_shutdown_handler_exception_is_logged_once_and_contained(boom, caplog):
     """`partial` renders the response; make that raise for /boom only. That connection ends
     (FIN, nothing sent), the traceback is logged once, an `error` event says what happened,
     and a response being dribbled on another connection, and new connections, go on."""
-    real_render = PreparedResponse.render
-
-    def render(self, request, *args, **kwargs):
-        if request is not None and request.path == "/boom":
-            raise RuntimeError("boom: injected by the test")
-        return real_render(self, request, *args, **kwargs)
-
-    monkeypatch.setattr(PreparedResponse, "render", render)
-    caplog.set_level(logging.ERROR, logger="faultserver")
-    monkeypatch.setattr(logging.getLogger("faultserver"), "propagate", True)
+    boom(RuntimeError("boom: injected by the test"))
     with faultserver.testing.running(BOOM_PROFILE) as srv:
         port = srv["backend"].port
         slow_reply: list[bytes] = []
@@ -162,21 +161,15 @@ def test_shutdown_handler_exception_is_logged_once_and_contained(monkeypatch, ca
     contained = [r for r in caplog.records if "unexpected error (contained)" in r.getMessage()]
     assert len(contained) == 1, [r.getMessage() for r in caplog.records]
     assert contained[0].exc_info is not None and contained[0].exc_info[0] is RuntimeError
-    assert contained[0].getMessage() == f"listener backend connection {error['conn']}: unexpected error (contained)"
+    assert (
+        contained[0].getMessage()
+        == f"listener backend connection {error['conn']}: unexpected error (contained)"
+    )
 
 
-def test_shutdown_handler_exception_on_every_request_never_stops_the_listener(monkeypatch, caplog):
+def test_shutdown_handler_exception_on_every_request_never_stops_the_listener(boom, caplog):
     """Fifty failing connections in a row: each one logged and closed, the listener serves on."""
-    real_render = PreparedResponse.render
-
-    def render(self, request, *args, **kwargs):
-        if request is not None and request.path == "/boom":
-            raise ValueError("injected")
-        return real_render(self, request, *args, **kwargs)
-
-    monkeypatch.setattr(PreparedResponse, "render", render)
-    caplog.set_level(logging.ERROR, logger="faultserver")
-    monkeypatch.setattr(logging.getLogger("faultserver"), "propagate", True)
+    boom(ValueError("injected"))
     with faultserver.testing.running(BOOM_PROFILE) as srv:
         port = srv["backend"].port
         for _ in range(50):

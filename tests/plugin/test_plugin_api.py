@@ -14,27 +14,12 @@ import pytest
 import trio
 
 from faultserver.testing import FaultServer, load_source, running, serve
+from tests.support.net import connect_errno
+from tests.support.profiles import one_listener
 
 LONG_S = 5.0
 
-PROFILE = {
-    "version": 1,
-    "listeners": [{"name": "backend", "bind": "127.0.0.1:0", "response": {"body": "ok\n"}}],
-}
-
-
-def connect_errno(port: int) -> int:
-    sock = socket.socket()
-    sock.settimeout(0.5)
-    try:
-        sock.connect(("127.0.0.1", port))
-    except socket.timeout:
-        return errno.ETIMEDOUT
-    except OSError as exc:
-        return exc.errno
-    finally:
-        sock.close()
-    return 0
+PROFILE = one_listener(response={"body": "ok\n"})
 
 
 def test_running_serves_inside_the_block_and_stops_after() -> None:
@@ -61,7 +46,7 @@ def test_running_keep_binds_and_missing_path() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    profile = {"version": 1, "listeners": [{"name": "backend", "bind": f"127.0.0.1:{port}"}]}
+    profile = one_listener(bind=f"127.0.0.1:{port}")
     with running(profile, keep_binds=True) as srv:
         assert srv["backend"].port == port
     with pytest.raises(Exception, match=r"^profile not found: /no/such/profile\.yaml$"):
@@ -80,7 +65,9 @@ async def test_serve_in_pytest_trio_gives_the_same_handle() -> None:
             srv.set_rules("backend", [{"action": "respond", "status": 503}])
             assert (await client.get(srv.url + "/trio")).status_code == 503
             srv.set_accept("backend", "refuse")
-            with pytest.raises(httpx.ConnectError, match=rf"^all attempts to connect to 127\.0\.0\.1:{port} failed$"):
+            with pytest.raises(
+                httpx.ConnectError, match=rf"^all attempts to connect to 127\.0\.0\.1:{port} failed$"
+            ):
                 async with httpx.AsyncClient(timeout=LONG_S) as fresh:
                     await fresh.get(srv.url)
             srv.reset()
@@ -88,7 +75,11 @@ async def test_serve_in_pytest_trio_gives_the_same_handle() -> None:
         event = await srv.wait_for_async(type="response", path="/again", timeout=LONG_S)
         assert event["status"] == 200
         # the blocking wait_for would stall this loop: it says what to use instead
-        with pytest.raises(RuntimeError, match=r"^wait_for\(\) would block this Trio loop; in Trio code use `await srv\.wait_for_async\(\.\.\.\)`$"):
+        with pytest.raises(
+            RuntimeError,
+            match=r"^wait_for\(\) would block this Trio loop; "
+            r"in Trio code use `await srv\.wait_for_async\(\.\.\.\)`$",
+        ):
             srv.wait_for(type="response")
     assert connect_errno(port) == errno.ECONNREFUSED
 

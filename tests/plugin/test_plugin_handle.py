@@ -12,14 +12,15 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import pytest
 
 from faultserver.testing import FaultServer, ProfileError, StartError, UsageError
+from tests.support.net import RawReader, connect_errno
+from tests.support.profiles import one_listener
+from tests.support.wait import wait_until
 
-SHORT_S = 0.5  # a timeout the test expects to run out (below the 1 s SYN retransmission)
 LONG_S = 5.0  # a timeout for anything that should succeed
 
 PROFILE = {
@@ -50,45 +51,10 @@ def connect(port: int, timeout: float = LONG_S) -> socket.socket:
     return sock
 
 
-def connect_errno(port: int) -> int:
-    """0 when a connect succeeds, else its errno (ETIMEDOUT for a connect timeout)."""
-    sock = socket.socket()
-    sock.settimeout(SHORT_S)
-    try:
-        sock.connect(("127.0.0.1", port))
-    except socket.timeout:
-        return errno.ETIMEDOUT
-    except OSError as exc:
-        return exc.errno
-    finally:
-        sock.close()
-    return 0
-
-
-def raw_get(sock: socket.socket, path: str = "/") -> tuple[bytes, bytes]:
-    """Send one keep-alive GET on `sock` and read the whole response: (head, body)."""
+def raw_get(sock: socket.socket, path: str = "/") -> bytes:
+    """Send one keep-alive GET on `sock` and read the whole response: its body."""
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection ended before a response; got {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    match = re.search(rb"(?im)^content-length: (\d+)\r?$", head)
-    assert match, head
-    while len(body) < int(match.group(1)):
-        chunk = sock.recv(65536)
-        assert chunk, "connection ended inside the body"
-        body += chunk
-    return head, body
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = LONG_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not true within {timeout} s")
-        time.sleep(0.01)
+    return RawReader(sock).read_response().body
 
 
 def free_port() -> int:
@@ -123,7 +89,7 @@ def test_fixture_rebinds_listeners_to_loopback_on_free_ports(faultserver) -> Non
         taken.listen(1)
         port = taken.getsockname()[1]
         srv = faultserver(
-            {"version": 1, "listeners": [{"name": "backend", "bind": f"0.0.0.0:{port}"}]}
+            one_listener(bind=f"0.0.0.0:{port}")
         )
         assert srv["backend"].host == "127.0.0.1"
         assert srv["backend"].port not in (0, port)
@@ -133,18 +99,23 @@ def test_fixture_rebinds_listeners_to_loopback_on_free_ports(faultserver) -> Non
 
 def test_fixture_keep_binds_uses_the_profiles_address(faultserver) -> None:
     port = free_port()
-    profile = {"version": 1, "listeners": [{"name": "backend", "bind": f"127.0.0.1:{port}"}]}
+    profile = one_listener(bind=f"127.0.0.1:{port}")
     srv = faultserver(profile, keep_binds=True)
     assert (srv["backend"].host, srv["backend"].port) == ("127.0.0.1", port)
     assert httpx.get(f"http://127.0.0.1:{port}/", timeout=LONG_S).status_code == 200
     # the same address again, kept: the port is taken, and the error says which listener
-    with pytest.raises(StartError, match=rf"^listener backend: cannot bind 127\.0\.0\.1:{port}: Address already in use$"):
+    with pytest.raises(
+        StartError, match=rf"^listener backend: cannot bind 127\.0\.0\.1:{port}: Address already in use$"
+    ):
         faultserver(profile, keep_binds=True)
 
 
 def test_fixture_missing_profile_path_is_an_error_naming_it(faultserver, monkeypatch, tmp_path) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(UsageError, match=rf"^profile not found: profiles/nope\.yaml \(relative to {re.escape(str(tmp_path))}\)$"):
+    with pytest.raises(
+        UsageError,
+        match=rf"^profile not found: profiles/nope\.yaml \(relative to {re.escape(str(tmp_path))}\)$",
+    ):
         faultserver("profiles/nope.yaml")
     with pytest.raises(UsageError, match=rf"^profile not found: {re.escape(str(tmp_path))}/nope\.yaml$"):
         faultserver(tmp_path / "nope.yaml")
@@ -167,7 +138,7 @@ def test_fixture_starts_the_admin_api_only_when_asked(faultserver) -> None:
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", srv.control_url)
     assert httpx.get(srv.control_url + "/healthz", timeout=LONG_S).status_code == 200
     listeners = httpx.get(srv.control_url + "/listeners", timeout=LONG_S).json()["listeners"]
-    assert [(l["name"], l["url"]) for l in listeners] == [
+    assert [(entry["name"], entry["url"]) for entry in listeners] == [
         ("backend", srv["backend"].url),
         ("other", srv["other"].url),
     ]
@@ -213,7 +184,9 @@ def test_handle_set_accept_switches_modes_on_the_same_port(faultserver) -> None:
     assert httpx.get(srv.url, timeout=LONG_S).status_code == 200
     assert [e["accept"] for e in srv.events(type="mode", cause="api")] == ["refuse", "stall", "open"]
     assert srv["other"].accept == "open"  # only the named listener changed
-    with pytest.raises(UsageError, match=r"^unknown accept mode 'shut' \(expected one of: open, refuse, stall\)$"):
+    with pytest.raises(
+        UsageError, match=r"^unknown accept mode 'shut' \(expected one of: open, refuse, stall\)$"
+    ):
         srv.set_accept("backend", "shut")
 
 
@@ -242,9 +215,9 @@ def test_handle_drop_ends_open_connections_with_fin_or_rst(faultserver) -> None:
     srv = faultserver(PROFILE)
     port = srv["backend"].port
     with connect(port) as one, connect(port) as two:
-        assert raw_get(one)[1] == b"ok\n"
-        assert raw_get(two)[1] == b"ok\n"
-        wait_until(lambda: srv["backend"].open_connections == 2, "two connections open")
+        assert raw_get(one) == b"ok\n"
+        assert raw_get(two) == b"ok\n"
+        wait_until(lambda: srv["backend"].open_connections == 2, what="two connections open")
         assert srv.drop("backend", "fin") == 2
         assert one.recv(100) == b""  # a clean end of stream, no reset
         assert two.recv(100) == b""
@@ -252,8 +225,8 @@ def test_handle_drop_ends_open_connections_with_fin_or_rst(faultserver) -> None:
     assert srv.events(type="drop")[0]["connections"] == 2
 
     with connect(port) as sock:
-        assert raw_get(sock)[1] == b"ok\n"
-        wait_until(lambda: srv["backend"].open_connections == 1, "one connection open")
+        assert raw_get(sock) == b"ok\n"
+        wait_until(lambda: srv["backend"].open_connections == 1, what="one connection open")
         assert srv.drop("backend", how="rst") == 1
         with pytest.raises(ConnectionResetError):
             sock.recv(100)
@@ -266,7 +239,7 @@ def test_handle_drop_idle_only_spares_busy_connections(faultserver) -> None:
     srv.set_rules("backend", [{"match": {"path": "/slow"}, "action": "respond", "delay": "1s"}])
     port = srv["backend"].port
     with connect(port) as idle, connect(port) as busy:
-        assert raw_get(idle)[1] == b"ok\n"
+        assert raw_get(idle) == b"ok\n"
         busy.sendall(b"GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
         srv.wait_for(type="request", path="/slow", timeout=LONG_S)
         assert srv.drop("backend", "fin", idle_only=True) == 1
@@ -326,7 +299,9 @@ def test_handle_events_filters_on_every_field(faultserver) -> None:
         with pytest.raises(httpx.RemoteProtocolError):
             client.get(srv.url + "/second")
     fault = srv.wait_for(type="fault", timeout=LONG_S)
-    assert {k: fault[k] for k in ("listener", "rule", "action", "method", "path", "request_on_connection")} == {
+    assert {
+        k: fault[k] for k in ("listener", "rule", "action", "method", "path", "request_on_connection")
+    } == {
         "listener": "backend",
         "rule": "fin-on-reuse",
         "action": "close",
@@ -357,7 +332,9 @@ def test_handle_wait_for_sees_events_from_the_server_thread(faultserver) -> None
     finally:
         client.join()
     assert event["status"] == 200
-    with pytest.raises(TimeoutError, match=r"^no event matching type='fault', path='/late' within 0\.2 s; newest events:\n"):
+    with pytest.raises(
+        TimeoutError, match=r"^no event matching type='fault', path='/late' within 0\.2 s; newest events:\n"
+    ):
         srv.wait_for(type="fault", path="/late", timeout=0.2)
 
 
@@ -412,7 +389,7 @@ def test_handle_counters_open_and_peak_connections(faultserver) -> None:
     finally:
         for sock in socks:
             sock.close()
-    wait_until(lambda: backend.open_connections == 0, "all connections closed")
+    wait_until(lambda: backend.open_connections == 0, what="all connections closed")
     assert backend.peak_connections == 3
     assert backend.connections == 3
     assert backend.request_count == 3

@@ -131,7 +131,8 @@ def test_plugin_failing_test_reports_events_and_stops_every_server(pytester: pyt
             "E       AssertionError: the client did not retry",
             "*- faultserver events (server 1) -*",
             "listener backend http://127.0.0.1:* accept=open",
-            "#* fault listener=backend rule=fin-on-reuse action=close conn=1 peer=127.0.0.1:* method=GET path=/orders request_on_connection=2 *",
+            "#* fault listener=backend rule=fin-on-reuse action=close conn=1 peer=127.0.0.1:* "
+            "method=GET path=/orders request_on_connection=2 *",
             "*- faultserver events (server 2) -*",
             "listener api http://127.0.0.1:* accept=open",
             "listener down http://127.0.0.1:* accept=refuse",

@@ -1,5 +1,5 @@
 """Every problem the loader reports, one test per message, pinned as the user reads it:
-`FILE:LINE:COLUMN: PATH: message` (profile-v1.md "Errors")."""
+`FILE:LINE:COLUMN: PATH: message` (the profile format's "Errors")."""
 
 from __future__ import annotations
 
@@ -8,8 +8,13 @@ from pathlib import Path
 import pytest
 
 from faultserver._errors import ProfileError
-from faultserver._profile import load_profile_data, load_profile_file, load_profile_text, load_rules
-from faultserver._profile.load import MAX_INPUT_BYTES
+from faultserver._profile.load import (
+    MAX_INPUT_BYTES,
+    load_profile_data,
+    load_profile_file,
+    load_profile_text,
+    load_rules,
+)
 
 #: lines 1-4; a listener's own keys go on line 5 and after, at column 5
 HEAD = "version: 1\nlisteners:\n  - name: a\n    bind: 127.0.0.1:0\n"

@@ -15,13 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from faultserver._errors import ProfileError
-from faultserver._profile import (
-    load_profile_data,
-    load_profile_file,
-    load_profile_text,
-    load_rules,
-    profile_schema,
-)
+from faultserver._profile.load import load_profile_data, load_profile_file, load_profile_text, load_rules
+from faultserver._profile.schema import profile_schema
 
 VALID = Path(__file__).parent.parent / "data" / "valid"
 EVERYTHING = yaml.safe_load((VALID / "everything.yaml").read_text())
@@ -249,10 +244,10 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     found = [prefix]
     if isinstance(node, dict):
         for key, value in node.items():
-            found += _paths(value, prefix + (key,))
+            found += _paths(value, (*prefix, key))
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            found += _paths(value, prefix + (index,))
+            found += _paths(value, (*prefix, index))
     return found
 
 

@@ -1,14 +1,14 @@
-"""Valid profiles load into exactly the expected objects (profile-v1.md, pure, no sockets)."""
+"""Valid profiles load into exactly the expected objects (the profile format, pure, no sockets)."""
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 
-from faultserver._profile import (
+from faultserver._profile.load import load_profile_data, load_profile_file, load_profile_text, load_rules
+from faultserver._profile.model import (
     AcceptMode,
     ActionName,
     At,
@@ -16,16 +16,13 @@ from faultserver._profile import (
     Close,
     Control,
     Dribble,
-    Fixed,
     Framing,
     Garbage,
     Hang,
     Keepalive,
     Limits,
     Listener,
-    LogNormal,
     Match,
-    Normal,
     Partial,
     Phase,
     Profile,
@@ -34,12 +31,9 @@ from faultserver._profile import (
     Response,
     Rule,
     Schedule,
-    Uniform,
-    load_profile_data,
-    load_profile_file,
-    load_profile_text,
-    load_rules,
 )
+from faultserver._profile.regex import PathRegex
+from faultserver._profile.units import Fixed, LogNormal, Normal, Uniform
 
 VALID = Path(__file__).parent.parent / "data" / "valid"
 
@@ -100,7 +94,7 @@ def test_load_profile_file_everything() -> None:
                         name="close-drain",
                         match=Match(
                             methods=frozenset({"GET"}),
-                            path_regex=re.compile("^/orders/[0-9]+$"),
+                            path_regex=PathRegex.compile("^/orders/[0-9]+$"),
                             request_on_connection=("==", 2),
                         ),
                         delay=Normal(0.2, 0.02),
@@ -138,11 +132,7 @@ def test_load_profile_file_everything() -> None:
                 ),
             ),
             Listener(
-                name="v6",
-                host="::1",
-                port=0,
-                accept=AcceptMode.STALL,
-                backlog=0,
+                name="v6", host="::1", port=0, accept=AcceptMode.STALL, backlog=0,
                 response=Response(body=Body(data=b"")),
                 keepalive=Keepalive(idle_close=Uniform(1.0, 2.0)),
             ),
@@ -356,11 +346,11 @@ def test_load_profile_file_same_with_pure_python_yaml(monkeypatch: pytest.Monkey
     """libyaml parses when it is there; PyYAML's own parser gives the same profiles."""
     import yaml
 
-    import faultserver._profile.load as load
+    import faultserver._profile.compose as compose
 
     paths = sorted(VALID.glob("*.yaml"))
     with_libyaml = [load_profile_file(str(p)) for p in paths]
-    monkeypatch.setattr(load, "_EventLoader", yaml.SafeLoader)
+    monkeypatch.setattr(compose, "_EventLoader", yaml.SafeLoader)
     assert [load_profile_file(str(p)) for p in paths] == with_libyaml
 
 

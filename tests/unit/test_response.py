@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Optional
 
 import pytest
 
@@ -24,11 +23,16 @@ def plain(framing: Framing = Framing.LENGTH, status: int = 200, **kw: object) ->
 
 def req(method: str = "GET", version: str = "1.1", keep_alive: bool = True, path: str = "/x") -> Request:
     return Request(
-        method=method, target=path, path=path, headers=[(b"host", b"h")], http_version=version, keep_alive=keep_alive
+        method=method,
+        target=path,
+        path=path,
+        headers=[(b"host", b"h")],
+        http_version=version,
+        keep_alive=keep_alive,
     )
 
 
-def render(prepared: PreparedResponse, request: Optional[Request] = None, close: bool = False) -> bytes:
+def render(prepared: PreparedResponse, request: Request | None = None, close: bool = False) -> bytes:
     request = request or req()
     data = prepared.render(request, 7, close, head_only=request.method == "HEAD")
     assert len(DATE.findall(data)) == 1, data
@@ -47,11 +51,13 @@ def test_response_length_framing_closing():
 
 
 def test_response_chunked_framing():
-    assert render(plain(Framing.CHUNKED)) == OK_HEAD + b"transfer-encoding: chunked\r\n\r\n3\r\nok\n\r\n0\r\n\r\n"
+    chunked = b"transfer-encoding: chunked\r\n\r\n3\r\nok\n\r\n0\r\n\r\n"
+    assert render(plain(Framing.CHUNKED)) == OK_HEAD + chunked
 
 
 def test_response_chunked_empty_body():
-    assert render(plain(Framing.CHUNKED, body=Body(data=b""))) == OK_HEAD + b"transfer-encoding: chunked\r\n\r\n0\r\n\r\n"
+    empty_chunked = b"transfer-encoding: chunked\r\n\r\n0\r\n\r\n"
+    assert render(plain(Framing.CHUNKED, body=Body(data=b""))) == OK_HEAD + empty_chunked
 
 
 def test_response_close_framing_has_no_length_and_closes():
@@ -139,7 +145,8 @@ def test_response_static_body_is_cached_per_second():
 
 
 def test_merge_response_overrides_in_place_of_any_case():
-    base = Response(status=200, headers=(("Content-Type", "text/plain"), ("x-a", "1")), body=Body(data=b"ok\n"))
+    headers = (("Content-Type", "text/plain"), ("x-a", "1"))
+    base = Response(status=200, headers=headers, body=Body(data=b"ok\n"))
     merged = merge_response(base, Respond(status=503, headers=(("content-type", "application/json"),)))
     assert merged == Response(
         status=503,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -20,19 +20,19 @@ def ruleset(*rules: dict, seed: int = 1, listener: str = "backend") -> RuleSet:
 def req(
     path: str = "/",
     method: str = "GET",
-    headers: Optional[dict[str, str]] = None,
+    headers: dict[str, str] | None = None,
     number: int = 1,
 ) -> Request:
     pairs = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     return Request(method=method, target=path, path=path.partition("?")[0], headers=pairs, number=number)
 
 
-def acting(rules: RuleSet, request: Request) -> Optional[str]:
+def acting(rules: RuleSet, request: Request) -> str | None:
     decision = rules.decide_request(request)
     return decision.rule if decision is not None else None
 
 
-def rule(name: str, match: Optional[dict] = None, **keys: Any) -> dict:
+def rule(name: str, match: dict | None = None, **keys: Any) -> dict:
     out: dict[str, Any] = {"name": name, "action": "close", **keys}
     if match is not None:
         out["match"] = match
@@ -89,7 +89,9 @@ def test_rules_match_path_glob_is_whole_path():
 
 
 def test_rules_match_path_regex_searches():
-    rules = ruleset(rule("anchored", {"path": {"regex": "^/u/[0-9]+$"}}), rule("anywhere", {"path": {"regex": "pay"}}))
+    rules = ruleset(
+        rule("anchored", {"path": {"regex": "^/u/[0-9]+$"}}), rule("anywhere", {"path": {"regex": "pay"}})
+    )
     assert acting(rules, req("/u/42")) == "anchored"
     assert acting(rules, req("/u/42/x")) is None
     assert acting(rules, req("/v2/payments")) == "anywhere"
@@ -129,7 +131,8 @@ def test_rules_match_request_on_connection(condition, matching):
 
 
 def test_rules_all_conditions_must_hold():
-    rules = ruleset(rule("r", {"method": "POST", "path": "/a/*", "headers": {"x": "1"}, "request_on_connection": ">=2"}))
+    match = {"method": "POST", "path": "/a/*", "headers": {"x": "1"}, "request_on_connection": ">=2"}
+    rules = ruleset(rule("r", match))
     good = dict(path="/a/b", method="POST", headers={"x": "1"}, number=2)
     assert acting(rules, req(**good)) == "r"
     for key, bad in (("path", "/b"), ("method", "GET"), ("headers", {"x": "2"}), ("number", 1)):
@@ -193,7 +196,7 @@ def test_rules_connect_times_and_order():
 # --- seeded draws -------------------------------------------------------------------------------
 
 
-def sequence(rules: RuleSet, n: int = 200, path: str = "/") -> list[Optional[str]]:
+def sequence(rules: RuleSet, n: int = 200, path: str = "/") -> list[str | None]:
     return [acting(rules, req(path)) for _ in range(n)]
 
 

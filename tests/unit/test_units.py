@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
 from faultserver._profile.units import (
     MAX_DURATION_S,
+    Comparison,
     Fixed,
     LogNormal,
     Normal,
@@ -17,7 +19,6 @@ from faultserver._profile.units import (
     parse_duration,
     parse_rate,
     parse_size,
-    parse_timing,
 )
 
 
@@ -82,43 +83,11 @@ def test_parse_size(value: object, size: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        ("1KiB/s", "expected a size such as 512, '512B', '4KiB', '1MiB' or '1KB', got '1KiB/s'"),
-        (False, "expected a size such as 512, '512B', '4KiB', '1MiB' or '1KB', got false"),
-        (1.5, "expected a whole number of bytes, got 1.5"),
-        ("1.0001KB", "size '1.0001KB' is not a whole number of bytes"),
-        (-1, "expected a size of 0 or more, got -1"),
-        ("1.5GiB", "size '1.5GiB' is larger than the limit of 1GiB"),
-    ],
-)
-def test_parse_size_errors(value: object, message: str) -> None:
-    with pytest.raises(UnitError) as info:
-        parse_size(value)
-    assert str(info.value) == message
-
-
-@pytest.mark.parametrize(
     ("value", "rate"),
     [("1KiB/s", 1024.0), ("100B/s", 100.0), ("100/s", 100.0), (" 1 MB/s ", 1e6)],
 )
 def test_parse_rate(value: object, rate: float) -> None:
     assert parse_rate(value) == rate
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        (100, "expected a rate such as '1KiB/s' or '100B/s', got 100"),
-        ("1KiB", "expected a rate such as '1KiB/s' or '100B/s', got '1KiB'"),
-        ("fast/s", "expected a rate such as '1KiB/s' or '100B/s', got 'fast/s'"),
-        ("0B/s", "expected a rate above 0, got '0B/s'"),
-    ],
-)
-def test_parse_rate_errors(value: object, message: str) -> None:
-    with pytest.raises(UnitError) as info:
-        parse_rate(value)
-    assert str(info.value) == message
 
 
 @pytest.mark.parametrize(
@@ -139,58 +108,45 @@ def test_parse_comparison(value: object, comparison: tuple[str, int]) -> None:
     assert parse_comparison(value) == comparison
 
 
+DURATION = "expected a duration such as 1.5, '250ms', '2s', '1m' or '1h'"
+SIZE = "expected a size such as 512, '512B', '4KiB', '1MiB' or '1KB'"
+RATE = "expected a rate such as '1KiB/s' or '100B/s'"
+COMPARISON = "expected an int or a comparison such as '>=2', '<3', '==1'"
+
+
 @pytest.mark.parametrize(
-    ("value", "message"),
+    ("parse", "value", "message"),
     [
-        (0, "expected a request number of 1 or more, got 0"),
-        (True, "expected an int or a comparison such as '>=2', '<3', '==1', got true"),
-        ("=>2", "expected an int or a comparison such as '>=2', '<3', '==1', got '=>2'"),
-        (1.0, "expected an int or a comparison such as '>=2', '<3', '==1', got 1.0"),
+        (parse_size, "1KiB/s", f"{SIZE}, got '1KiB/s'"),
+        (parse_size, False, f"{SIZE}, got false"),
+        (parse_size, 1.5, "expected a whole number of bytes, got 1.5"),
+        (parse_size, "1.0001KB", "size '1.0001KB' is not a whole number of bytes"),
+        (parse_size, -1, "expected a size of 0 or more, got -1"),
+        (parse_size, "1.5GiB", "size '1.5GiB' is larger than the limit of 1GiB"),
+        (parse_size, "9" * 5000, f"{SIZE}, got '{'9' * 28}'... (5000 characters)"),
+        (parse_rate, 100, f"{RATE}, got 100"),
+        (parse_rate, "1KiB", f"{RATE}, got '1KiB'"),
+        (parse_rate, "fast/s", f"{RATE}, got 'fast/s'"),
+        (parse_rate, "0B/s", "expected a rate above 0, got '0B/s'"),
+        (parse_comparison, 0, "expected a request number of 1 or more, got 0"),
+        (parse_comparison, True, f"{COMPARISON}, got true"),
+        (parse_comparison, "=>2", f"{COMPARISON}, got '=>2'"),
+        (parse_comparison, 1.0, f"{COMPARISON}, got 1.0"),
+        (parse_comparison, 10**10, "expected a request number of at most 1000000000, got 10000000000"),
+        (parse_comparison, ">=" + "9" * 5000, f"{COMPARISON}, got '>={'9' * 26}'... (5002 characters)"),
+        (parse_duration, "1" * 101 + "s", f"{DURATION}, got '{'1' * 28}'... (102 characters)"),
     ],
 )
-def test_parse_comparison_errors(value: object, message: str) -> None:
+def test_units_parse_errors(parse: Callable[[object], object], value: object, message: str) -> None:
     with pytest.raises(UnitError) as info:
-        parse_comparison(value)
+        parse(value)
     assert str(info.value) == message
 
 
-@pytest.mark.parametrize(
-    ("value", "timing"),
-    [
-        ("1s", Fixed(1.0)),
-        ({"uniform": ["100ms", "300ms"]}, Uniform(0.1, 0.3)),
-        ({"normal": {"mean": "200ms", "stddev": "20ms"}}, Normal(0.2, 0.02)),
-        ({"lognormal": {"median": "100ms", "sigma": 0.5}}, LogNormal(0.1, 0.5)),
-    ],
-)
-def test_parse_timing(value: object, timing: object) -> None:
-    assert parse_timing(value) == timing
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        (
-            {},
-            "expected one of {uniform: [LOW, HIGH]}, {normal: {mean, stddev}}, "
-            "{lognormal: {median, sigma}}",
-        ),
-        ({"uniform": ["1s"]}, "uniform: expected a list of two durations [LOW, HIGH]"),
-        ({"uniform": ["2s", "1s"]}, "uniform: LOW must not be greater than HIGH"),
-        ({"normal": {"mean": "1s"}}, "normal: expected {mean: DURATION, stddev: DURATION}"),
-        ({"lognormal": {"median": "1s"}}, "lognormal: expected {median: DURATION, sigma: NUMBER}"),
-        (
-            {"lognormal": {"median": "1s", "sigma": 11}},
-            "lognormal: sigma must be a number from 0 to 10",
-        ),
-        ({"lognormal": {"median": 0, "sigma": 1}}, "lognormal: median must be above 0"),
-        ({"gauss": 1}, "unknown distribution 'gauss' (expected uniform, normal or lognormal)"),
-    ],
-)
-def test_parse_timing_errors(value: object, message: str) -> None:
-    with pytest.raises(UnitError) as info:
-        parse_timing(value)
-    assert str(info.value) == message
+def test_units_comparison_is_an_enum_that_compares_as_its_symbol() -> None:
+    op, n = parse_comparison(">=2")
+    assert (op, n) == (Comparison.GE, 2) and op == ">="
+    assert op.holds(3, 2) and not op.holds(1, 2)
 
 
 def test_distributions_draw_within_their_bounds() -> None:

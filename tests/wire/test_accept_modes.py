@@ -1,11 +1,11 @@
 """Accept modes, switches between them, max_connections and backlog, as real clients see them.
 
-What a client meets is the kernel's doing (profile-v1.md "Accept modes"): `refuse` is an RST to
+What a client meets is the kernel's doing (the profile format's "Accept modes"): `refuse` is an RST to
 the SYN (ECONNREFUSED at once), `stall` drops SYNs (a connect timeout, for the very first new
 client too), a full `max_connections` leaves `backlog`+1 clients with a completed handshake and
 no answer (a read timeout), then drops SYNs. Client timeouts that are expected to run out are
-`SHORT_S` (0.5 s), below the first SYN retransmission (about 1 s), so a dropped SYN is a failure
-rather than extra latency.
+`SHORT_S` (0.2 s; nothing ever comes, however long a client waits), below the first SYN
+retransmission (about 1 s), so a dropped SYN is a failure rather than extra latency.
 """
 
 from __future__ import annotations
@@ -15,20 +15,24 @@ import json
 import select
 import socket
 import time
+from typing import Any
 
 import httpx
 import pytest
 import requests
 
-SHORT_S = 0.5
-LONG_S = 5.0
+from tests.support import net
+from tests.support.net import LONG_S, SHORT_S
+from tests.support.profiles import one_listener
+from tests.support.wait import wait_until
+
 HOST = "127.0.0.1"
 
 
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def assert_refused(net, host: str, port: int, url: str) -> None:
+def assert_refused(host: str, port: int, url: str) -> None:
     """Every client meets ECONNREFUSED at once."""
     exc, took = net.connect_error(host, port, timeout=LONG_S)
     assert isinstance(exc, ConnectionRefusedError), repr(exc)
@@ -41,7 +45,7 @@ def assert_refused(net, host: str, port: int, url: str) -> None:
     assert not isinstance(info.value, requests.Timeout)
 
 
-def assert_connect_timeout(net, host: str, port: int, url: str, with_curl: bool = False) -> None:
+def assert_connect_timeout(host: str, port: int, url: str, with_curl: bool = False) -> None:
     """Every client's connect times out (the SYN is dropped); the raw socket goes first."""
     exc, took = net.connect_error(host, port, timeout=SHORT_S)
     assert isinstance(exc, TimeoutError), repr(exc)  # socket.timeout is TimeoutError
@@ -51,7 +55,7 @@ def assert_connect_timeout(net, host: str, port: int, url: str, with_curl: bool 
     with pytest.raises(requests.ConnectTimeout):
         requests.get(url, timeout=SHORT_S)
     if with_curl:
-        result = net.curl(url, "--connect-timeout", "1")
+        result = net.curl("--connect-timeout", str(SHORT_S), url)
         assert result.returncode == 28, result.stderr  # CURLE_OPERATION_TIMEDOUT
         assert result.stderr.startswith("curl: (28) "), result.stderr
 
@@ -64,6 +68,17 @@ def assert_served(url: str, listener: str = "backend") -> dict:
     return echo
 
 
+def served_then_switched(faultserver: Any, mode: str) -> tuple[Any, Any]:
+    """An open listener that has served one client, then switched to `mode` on its port."""
+    srv = faultserver(one_listener(accept="open"))
+    backend = srv["backend"]
+    port = backend.port
+    assert_served(backend.url)
+    srv.set_accept("backend", mode)
+    assert backend.accept == mode and backend.port == port
+    return srv, backend
+
+
 def modes(srv) -> list[tuple[str, str]]:
     return [(e["accept"], e["cause"]) for e in srv.events(type="mode")]
 
@@ -73,11 +88,17 @@ def connection_events(srv) -> list[dict]:
     return [e for e in srv.events() if "conn" in e]
 
 
-def send_and_wait(net, sock: socket.socket, path: str = "/q") -> None:
-    sock.sendall(net.get_request(path))
+def hold_the_only_slot(port: int) -> tuple[socket.socket, net.RawReader]:
+    """With `max_connections: 1`: a kept-alive connection that has had its answer and holds
+    the only slot (the next clients wait in the kernel's queue)."""
+    held = net.connect(HOST, port)
+    held.sendall(net.get_request("/held"))
+    reader = net.RawReader(held)
+    assert reader.read_response().status == 200
+    return held, reader
 
 
-def read_one(net, sock: socket.socket) -> dict:
+def read_one(sock: socket.socket) -> dict:
     resp = net.RawReader(sock).read_response()
     assert resp.status == 200, resp.head
     return json.loads(resp.body)
@@ -86,12 +107,12 @@ def read_one(net, sock: socket.socket) -> dict:
 # --- refuse -----------------------------------------------------------------------------------
 
 
-def test_refuse_at_start_refuses_every_client(faultserver, net):
-    srv = faultserver(net.profile("refuse"))
+def test_refuse_at_start_refuses_every_client(faultserver):
+    srv = faultserver(one_listener(accept="refuse"))
     backend = srv["backend"]
     assert backend.accept == "refuse"
-    assert_refused(net, HOST, backend.port, backend.url)
-    result = net.curl(backend.url, "--connect-timeout", "5")
+    assert_refused(HOST, backend.port, backend.url)
+    result = net.curl("--connect-timeout", "5", backend.url)
     assert result.returncode == 7, result.stderr  # CURLE_COULDNT_CONNECT
     assert result.stderr.startswith("curl: (7) "), result.stderr
     assert backend.connections == 0 and backend.open_connections == 0
@@ -100,8 +121,8 @@ def test_refuse_at_start_refuses_every_client(faultserver, net):
 
 
 @pytest.mark.parametrize("mode", ["open", "refuse", "stall"])
-def test_accept_mode_holds_port_against_other_binds(faultserver, net, mode):
-    srv = faultserver(net.profile(mode))
+def test_accept_mode_holds_port_against_other_binds(faultserver, mode):
+    srv = faultserver(one_listener(accept=mode))
     port = srv["backend"].port
     other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # no SO_REUSEADDR
     try:
@@ -112,15 +133,11 @@ def test_accept_mode_holds_port_against_other_binds(faultserver, net, mode):
         other.close()
 
 
-def test_refuse_switch_from_open_and_back_keeps_port(faultserver, net):
-    srv = faultserver(net.profile("open"))
-    backend = srv["backend"]
+def test_refuse_switch_from_open_and_back_keeps_port(faultserver):
+    srv, backend = served_then_switched(faultserver, "refuse")
     port, url = backend.port, backend.url
-    assert_served(url)
-    srv.set_accept("backend", "refuse")
-    assert backend.accept == "refuse" and backend.port == port
-    assert_refused(net, HOST, port, url)
-    assert net.curl(url, "--connect-timeout", "5").returncode == 7
+    assert_refused(HOST, port, url)
+    assert net.curl("--connect-timeout", "5", url).returncode == 7
     srv.set_accept("backend", "open")
     assert backend.accept == "open" and backend.port == port
     assert_served(url)
@@ -128,14 +145,11 @@ def test_refuse_switch_from_open_and_back_keeps_port(faultserver, net):
     assert modes(srv) == [("open", "profile"), ("refuse", "api"), ("open", "api")]
 
 
-def test_refuse_switch_resets_queued_connections(faultserver, net):
+def test_refuse_switch_resets_queued_connections(faultserver):
     # max_connections 1 and one held connection: the next clients wait in the kernel's queue
-    srv = faultserver(net.profile("open", max_connections=1, backlog=4))
+    srv = faultserver(one_listener(accept="open", max_connections=1, backlog=4))
     backend = srv["backend"]
-    held = net.connect(HOST, backend.port)
-    held.sendall(net.get_request("/held"))
-    held_reader = net.RawReader(held)
-    assert held_reader.read_response().status == 200
+    held, held_reader = hold_the_only_slot(backend.port)
     queued = [net.connect(HOST, backend.port, timeout=SHORT_S) for _ in range(2)]
     try:
         for sock in queued:
@@ -163,11 +177,11 @@ def test_refuse_switch_resets_queued_connections(faultserver, net):
 # --- stall ------------------------------------------------------------------------------------
 
 
-def test_stall_at_start_times_out_the_first_client(faultserver, net):
-    srv = faultserver(net.profile("stall"))
+def test_stall_at_start_times_out_the_first_client(faultserver):
+    srv = faultserver(one_listener(accept="stall"))
     backend = srv["backend"]
     assert backend.accept == "stall"
-    assert_connect_timeout(net, HOST, backend.port, backend.url, with_curl=True)
+    assert_connect_timeout(HOST, backend.port, backend.url, with_curl=True)
     # placeholders are faultserver's own: no counter, no event
     info = backend.info()
     assert (info["connections"], info["open_connections"], info["peak_connections"]) == (0, 0, 0)
@@ -176,14 +190,10 @@ def test_stall_at_start_times_out_the_first_client(faultserver, net):
     assert modes(srv) == [("stall", "profile")]
 
 
-def test_stall_switch_from_open_and_back_serves_a_waiting_client(faultserver, net):
-    srv = faultserver(net.profile("open"))
-    backend = srv["backend"]
+def test_stall_switch_from_open_and_back_serves_a_waiting_client(faultserver):
+    srv, backend = served_then_switched(faultserver, "stall")
     port, url = backend.port, backend.url
-    assert_served(url)
-    srv.set_accept("backend", "stall")
-    assert backend.port == port
-    assert_connect_timeout(net, HOST, port, url, with_curl=True)
+    assert_connect_timeout(HOST, port, url, with_curl=True)
 
     # a client whose connect is pending during the stall (its SYN dropped, retransmitted
     # after about 1 s) is served once the listener opens again. A non-blocking connect
@@ -201,7 +211,7 @@ def test_stall_switch_from_open_and_back_serves_a_waiting_client(faultserver, ne
         assert took >= 0.5, took  # it did wait: its first SYN was dropped
         waiting.settimeout(LONG_S)
         waiting.sendall(net.get_request("/waited"))
-        assert read_one(net, waiting)["path"] == "/waited"
+        assert read_one(waiting)["path"] == "/waited"
     finally:
         waiting.close()
     assert backend.port == port
@@ -212,12 +222,10 @@ def test_stall_switch_from_open_and_back_serves_a_waiting_client(faultserver, ne
     assert modes(srv) == [("open", "profile"), ("stall", "api"), ("open", "api")]
 
 
-def test_stall_switch_keeps_queued_connections_waiting(faultserver, net):
-    srv = faultserver(net.profile("open", max_connections=1, backlog=4))
+def test_stall_switch_keeps_queued_connections_waiting(faultserver):
+    srv = faultserver(one_listener(accept="open", max_connections=1, backlog=4))
     backend = srv["backend"]
-    held = net.connect(HOST, backend.port)
-    held.sendall(net.get_request("/held"))
-    assert net.RawReader(held).read_response().status == 200
+    held, _ = hold_the_only_slot(backend.port)
     queued = net.connect(HOST, backend.port, timeout=SHORT_S)
     try:
         queued.sendall(net.get_request("/queued"))
@@ -229,12 +237,12 @@ def test_stall_switch_keeps_queued_connections_waiting(faultserver, net):
         exc, _ = net.connect_error(HOST, backend.port, timeout=SHORT_S)
         assert isinstance(exc, TimeoutError), repr(exc)
         held.close()  # a slot frees up, but a stalled listener does not accept
-        net.wait_until(lambda: backend.open_connections == 0, what="held connection closed")
+        wait_until(lambda: backend.open_connections == 0, what="held connection closed")
         with pytest.raises(TimeoutError):
             queued.recv(1)
         srv.set_accept("backend", "open")
         queued.settimeout(LONG_S)
-        echo = read_one(net, queued)
+        echo = read_one(queued)
         assert echo["path"] == "/queued" and echo["request_on_connection"] == 1
         assert backend.connections == 2
     finally:
@@ -242,18 +250,18 @@ def test_stall_switch_keeps_queued_connections_waiting(faultserver, net):
         queued.close()
 
 
-def test_stall_switch_to_refuse_and_back(faultserver, net):
-    srv = faultserver(net.profile("stall"))
+def test_stall_switch_to_refuse_and_back(faultserver):
+    srv = faultserver(one_listener(accept="stall"))
     backend = srv["backend"]
     port, url = backend.port, backend.url
     exc, _ = net.connect_error(HOST, port, timeout=SHORT_S)
     assert isinstance(exc, TimeoutError), repr(exc)
     srv.set_accept("backend", "refuse")
     assert backend.port == port
-    assert_refused(net, HOST, port, url)
+    assert_refused(HOST, port, url)
     srv.set_accept("backend", "stall")
     assert backend.port == port
-    assert_connect_timeout(net, HOST, port, url)
+    assert_connect_timeout(HOST, port, url)
     srv.set_accept("backend", "open")
     assert_served(url)
     assert backend.connections == 1
@@ -263,18 +271,18 @@ def test_stall_switch_to_refuse_and_back(faultserver, net):
     ]
 
 
-def test_refuse_switch_to_stall_times_out_the_first_client(faultserver, net):
-    srv = faultserver(net.profile("refuse"))
+def test_refuse_switch_to_stall_times_out_the_first_client(faultserver):
+    srv = faultserver(one_listener(accept="refuse"))
     backend = srv["backend"]
     port, url = backend.port, backend.url
     srv.set_accept("backend", "stall")
     assert backend.port == port
-    assert_connect_timeout(net, HOST, port, url)
+    assert_connect_timeout(HOST, port, url)
     assert backend.connections == 0 and connection_events(srv) == []
 
 
-def test_accept_switches_keep_accepted_connections(faultserver, net):
-    srv = faultserver(net.profile("open"))
+def test_accept_switches_keep_accepted_connections(faultserver):
+    srv = faultserver(one_listener(accept="open"))
     backend = srv["backend"]
     raw = net.connect(HOST, backend.port)
     reader = net.RawReader(raw)
@@ -298,10 +306,10 @@ def test_accept_switches_keep_accepted_connections(faultserver, net):
 
 
 @pytest.mark.parametrize("held_by", ["idle", "hang"])
-def test_max_connections_queues_backlog_plus_one_then_drops(faultserver, net, held_by):
+def test_max_connections_queues_backlog_plus_one_then_drops(faultserver, held_by):
     n, backlog = 2, 2
     rules = [{"match": {"path": "/held"}, "action": "hang"}] if held_by == "hang" else []
-    srv = faultserver(net.profile("open", max_connections=n, backlog=backlog, rules=rules))
+    srv = faultserver(one_listener(accept="open", max_connections=n, backlog=backlog, rules=rules))
     backend = srv["backend"]
     port, url = backend.port, backend.url
     held = [net.connect(HOST, port) for _ in range(n)]
@@ -311,7 +319,7 @@ def test_max_connections_queues_backlog_plus_one_then_drops(faultserver, net, he
             sock.sendall(net.get_request("/held"))
             if held_by == "idle":
                 assert net.RawReader(sock).read_response().status == 200
-        net.wait_until(lambda: backend.open_connections == n, what=f"{n} connections open")
+        wait_until(lambda: backend.open_connections == n, what=f"{n} connections open")
 
         # backlog + 1 clients complete the handshake and wait unanswered: a read timeout
         queued = net.connect(HOST, port, timeout=SHORT_S)
@@ -324,13 +332,13 @@ def test_max_connections_queues_backlog_plus_one_then_drops(faultserver, net, he
             requests.get(url, timeout=SHORT_S)
 
         # the queue is full: SYNs are dropped, a connect timeout
-        assert_connect_timeout(net, HOST, port, url, with_curl=held_by == "idle")
+        assert_connect_timeout(HOST, port, url, with_curl=held_by == "idle")
         assert backend.connections == n
 
         # one held connection closes: faultserver accepts again, the first queued is served
         held[0].close()
         queued.settimeout(LONG_S)
-        echo = read_one(net, queued)
+        echo = read_one(queued)
         assert echo["path"] == "/queued"
         assert backend.open_connections == n
         assert backend.peak_connections == n
@@ -344,8 +352,8 @@ def test_max_connections_queues_backlog_plus_one_then_drops(faultserver, net, he
 # --- IPv6 ---------------------------------------------------------------------------------------
 
 
-def test_ipv6_listener_serves_httpx_and_requests(faultserver, net, ipv6):
-    srv = faultserver(net.profile("open", bind="[::1]:0"), keep_binds=True)
+def test_ipv6_listener_serves_httpx_and_requests(faultserver, ipv6):
+    srv = faultserver(one_listener(accept="open", bind="[::1]:0"), keep_binds=True)
     backend = srv["backend"]
     assert backend.url == f"http://[::1]:{backend.port}"
     echo = assert_served(backend.url)
@@ -355,11 +363,11 @@ def test_ipv6_listener_serves_httpx_and_requests(faultserver, net, ipv6):
     assert srv.events(type="accept")[0]["peer"].startswith("[::1]:")
 
 
-def test_ipv6_listener_refuses_and_stalls(faultserver, net, ipv6):
-    srv = faultserver(net.profile("refuse", bind="[::1]:0"), keep_binds=True)
+def test_ipv6_listener_refuses_and_stalls(faultserver, ipv6):
+    srv = faultserver(one_listener(accept="refuse", bind="[::1]:0"), keep_binds=True)
     backend = srv["backend"]
     port, url = backend.port, backend.url
-    assert_refused(net, "::1", port, url)
+    assert_refused("::1", port, url)
     other = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     try:
         with pytest.raises(OSError) as info:
@@ -369,14 +377,14 @@ def test_ipv6_listener_refuses_and_stalls(faultserver, net, ipv6):
         other.close()
     srv.set_accept("backend", "stall")
     assert backend.port == port
-    assert_connect_timeout(net, "::1", port, url)
+    assert_connect_timeout("::1", port, url)
     srv.set_accept("backend", "open")
     assert_served(url)
     assert backend.connections == 1
 
 
-def test_ipv6_listener_stalls_at_start(faultserver, net, ipv6):
-    srv = faultserver(net.profile("stall", bind="[::1]:0"), keep_binds=True)
+def test_ipv6_listener_stalls_at_start(faultserver, ipv6):
+    srv = faultserver(one_listener(accept="stall", bind="[::1]:0"), keep_binds=True)
     backend = srv["backend"]
-    assert_connect_timeout(net, "::1", backend.port, backend.url)
+    assert_connect_timeout("::1", backend.port, backend.url)
     assert backend.connections == 0 and connection_events(srv) == []

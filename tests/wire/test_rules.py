@@ -1,52 +1,41 @@
-"""Rules on the wire: each match key, first match wins, probability, times, delay, seeds.
+"""Rules on the wire: each match key, first match wins, probability, times, seeds.
 
 A matched rule answers `respond` with a status that names it, so the status a client
-reads tells which rule acted. Decisions are read back from the `fault` events.
+reads tells which rule acted. Decisions are read back from the `fault` events. A rule's
+`delay` is tested without the kernel, to the millisecond, in tests/shell/test_actions.py.
 """
 
 from __future__ import annotations
 
 import re
-import socket
-import time
-from typing import Any, Optional
+from typing import Any
 
 import httpx
 import pytest
 
-
-def profile(*rules: dict, seed: Optional[int] = 42, name: str = "backend") -> dict:
-    doc: dict[str, Any] = {
-        "version": 1,
-        "listeners": [
-            {
-                "name": name,
-                "bind": "127.0.0.1:0",
-                "response": {"headers": {"content-type": "text/plain"}, "body": "ok\n"},
-                "rules": list(rules),
-            }
-        ],
-    }
-    if seed is not None:
-        doc["seed"] = seed
-    return doc
+from tests.support import net
+from tests.support.profiles import TEXT_OK, one_listener
 
 
-def status_rule(status: int, match: Optional[dict] = None, **keys: Any) -> dict:
+def profile(*rules: dict, seed: int | None = 42) -> dict:
+    return one_listener(seed, response=TEXT_OK, rules=list(rules))
+
+
+def status_rule(status: int, match: dict | None = None, **keys: Any) -> dict:
     rule: dict[str, Any] = {"action": "respond", "status": status, **keys}
     if match is not None:
         rule["match"] = match
     return rule
 
 
-def status(srv: Any, path: str, method: str = "GET", headers: Optional[dict] = None) -> int:
+def status(srv: Any, path: str, method: str = "GET", headers: dict | None = None) -> int:
     """One request on a new connection (verify=False: no CA bundle to load for plain HTTP)."""
     with httpx.Client(timeout=5, verify=False) as client:
         return client.request(method, srv.url + path, headers=headers).status_code
 
 
 def statuses_on_one_connection(srv: Any, count: int) -> list[int]:
-    with socket.create_connection(("127.0.0.1", srv["backend"].port), timeout=5) as sock:
+    with net.connect("127.0.0.1", srv["backend"].port) as sock:
         sock.sendall(b"GET /n HTTP/1.1\r\nhost: x\r\n\r\n" * count)
         data = b""
         while data.count(b"HTTP/1.1 ") < count or not data.endswith(b"\n"):
@@ -91,7 +80,12 @@ def test_match_path_ignores_the_query_string(faultserver):
 
 def test_match_path_glob_question_mark_and_class(faultserver):
     srv = faultserver(profile(status_rule(503, {"path": "/v[12]/item?"})))
-    assert [status(srv, p) for p in ("/v1/items", "/v2/itemX", "/v3/items", "/v1/item")] == [503, 503, 200, 200]
+    assert [status(srv, p) for p in ("/v1/items", "/v2/itemX", "/v3/items", "/v1/item")] == [
+        503,
+        503,
+        200,
+        200,
+    ]
 
 
 def test_match_path_regex_is_searched(faultserver):
@@ -216,7 +210,13 @@ def test_seed_adding_a_rule_leaves_another_rules_decisions_unchanged(faultserver
     a_paths = [f"/a/{i}" for i in range(30)]
     alone = faultserver(profile(FLAKY, seed=99))
     expected = run_sequence(alone, a_paths)
-    newcomer = {"name": "newcomer", "match": {"path": "/b/*"}, "probability": 0.5, "action": "respond", "status": 502}
+    newcomer = {
+        "name": "newcomer",
+        "match": {"path": "/b/*"},
+        "probability": 0.5,
+        "action": "respond",
+        "status": 502,
+    }
     both = faultserver(profile(newcomer, FLAKY, seed=99))  # added before it, drawing on other requests
     got = []
     for i, path in enumerate(a_paths):
@@ -278,52 +278,3 @@ def test_seed_connect_rules_are_reproducible(faultserver):
     first = outcomes(faultserver(profile(rule, seed=21)))
     assert set(first) == {"ok", "closed"}
     assert outcomes(faultserver(profile(rule, seed=21))) == first
-
-
-# --- delay ----------------------------------------------------------------------------------
-
-
-def timed_status(srv: Any, path: str = "/") -> tuple[int, float]:
-    start = time.monotonic()
-    code = status(srv, path)
-    return code, time.monotonic() - start
-
-
-@pytest.mark.parametrize(
-    ("delay", "low_s"),
-    [
-        ("300ms", 0.25),
-        (0.3, 0.25),
-        ({"uniform": ["200ms", "300ms"]}, 0.15),
-        ({"normal": {"mean": "250ms", "stddev": "10ms"}}, 0.15),
-        ({"lognormal": {"median": "250ms", "sigma": 0.05}}, 0.15),
-    ],
-    ids=["fixed-string", "fixed-number", "uniform", "normal", "lognormal"],
-)
-def test_delay_before_the_action(faultserver, delay, low_s):
-    srv = faultserver(profile(status_rule(503, delay=delay)))
-    for _ in range(2):
-        code, took = timed_status(srv)
-        assert code == 503
-        assert low_s <= took < 5
-
-
-def test_delay_normal_is_clipped_at_zero(faultserver):
-    srv = faultserver(profile(status_rule(503, delay={"normal": {"mean": "0ms", "stddev": "100ms"}})))
-    for _ in range(5):
-        code, took = timed_status(srv)
-        assert code == 503 and took < 5
-
-
-def test_delay_does_not_hold_up_other_connections(faultserver):
-    srv = faultserver(profile(status_rule(503, {"path": "/slow"}, delay="1s")))
-    import threading
-
-    slow = threading.Thread(target=status, args=(srv, "/slow"))
-    slow.start()
-    try:
-        srv.wait_for(type="fault", path="/slow", timeout=2)
-        code, took = timed_status(srv, "/fast")
-        assert code == 200 and took < 0.8
-    finally:
-        slow.join(10)

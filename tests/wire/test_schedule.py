@@ -2,7 +2,8 @@
 
 Each check waits for the `phase` event that starts the phase it looks at, so the timing
 of a loaded machine only needs each phase to last longer than one request (phases are
-0.6-1 s).
+0.2-0.6 s; a check's connect timeout is 0.3 s, and a SYN dropped in a `stall` phase is
+not sent again within it, whenever the phase ends).
 """
 
 from __future__ import annotations
@@ -15,21 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.profiles import TEXT_OK, one_listener
+
 
 def profile(schedule: dict, **listener: Any) -> dict:
-    return {
-        "version": 1,
-        "seed": 3,
-        "listeners": [
-            {
-                "name": "backend",
-                "bind": "127.0.0.1:0",
-                "response": {"headers": {"content-type": "text/plain"}, "body": "ok\n"},
-                "schedule": schedule,
-                **listener,
-            }
-        ],
-    }
+    return one_listener(3, response=TEXT_OK, schedule=schedule, **listener)
 
 
 def outcome(srv: Any, port: int) -> str:
@@ -38,7 +29,7 @@ def outcome(srv: Any, port: int) -> str:
         sock = socket.create_connection(("127.0.0.1", port), timeout=0.3)
     except ConnectionRefusedError:
         return "refused"
-    except socket.timeout:
+    except TimeoutError:
         return "connect-timeout"
     with sock:
         sock.settimeout(5)
@@ -58,10 +49,10 @@ def test_schedule_phases_switch_accept_mode_and_rules_on_the_same_port(faultserv
         profile(
             {
                 "phases": [
-                    {"duration": "700ms"},
-                    {"duration": "700ms", "accept": "refuse"},
-                    {"duration": "700ms", "rules": [{"action": "respond", "status": 503}]},
-                    {"duration": "700ms", "accept": "stall"},
+                    {"duration": "500ms"},
+                    {"duration": "500ms", "accept": "refuse"},
+                    {"duration": "500ms", "rules": [{"action": "respond", "status": 503}]},
+                    {"duration": "500ms", "accept": "stall"},
                 ]
             }
         )
@@ -89,16 +80,25 @@ def test_schedule_phases_switch_accept_mode_and_rules_on_the_same_port(faultserv
 
 
 def test_schedule_phase_events_say_phase_cycle_duration_and_mode(faultserver):
-    srv = faultserver(profile({"repeat": True, "phases": [{"duration": "300ms"}, {"duration": "300ms", "accept": "refuse"}]}))
+    srv = faultserver(
+        profile(
+            {"repeat": True, "phases": [{"duration": "200ms"}, {"duration": "200ms", "accept": "refuse"}]}
+        )
+    )
     at_phase(srv, 1, cycle=1)
     phases = [(e["phase"], e["cycle"], e["duration"], e["accept"]) for e in srv.events(type="phase")]
-    assert phases[:4] == [(0, 0, 0.3, "open"), (1, 0, 0.3, "refuse"), (0, 1, 0.3, "open"), (1, 1, 0.3, "refuse")]
+    assert phases[:4] == [
+        (0, 0, 0.2, "open"),
+        (1, 0, 0.2, "refuse"),
+        (0, 1, 0.2, "open"),
+        (1, 1, 0.2, "refuse"),
+    ]
 
 
 def test_schedule_without_repeat_returns_to_the_configuration(faultserver):
     srv = faultserver(
         profile(
-            {"repeat": False, "phases": [{"duration": "600ms", "accept": "refuse"}]},
+            {"repeat": False, "phases": [{"duration": "400ms", "accept": "refuse"}]},
             rules=[{"match": {"path": "/x"}, "action": "respond", "status": 418}],
         )
     )
@@ -110,14 +110,19 @@ def test_schedule_without_repeat_returns_to_the_configuration(faultserver):
     assert outcome(srv, port) == "200"
     with httpx.Client(timeout=5, verify=False) as client:
         assert client.get(srv.url + "/x").status_code == 418  # the listener's own rules again
-    time.sleep(0.7)
+    time.sleep(0.5)  # longer than the phase
     assert srv.events(type="phase", phase=0, cycle=1) == []  # it did not start over
 
 
 def test_schedule_phase_without_rules_uses_the_listeners_rules(faultserver):
     srv = faultserver(
         profile(
-            {"phases": [{"duration": "700ms"}, {"duration": "700ms", "rules": [{"action": "respond", "status": 503}]}]},
+            {
+                "phases": [
+                    {"duration": "500ms"},
+                    {"duration": "500ms", "rules": [{"action": "respond", "status": 503}]},
+                ]
+            },
             rules=[{"action": "respond", "status": 418}],
         )
     )
@@ -131,7 +136,7 @@ def test_schedule_phase_without_rules_uses_the_listeners_rules(faultserver):
 
 
 def test_schedule_mode_set_from_outside_holds_until_the_next_phase(faultserver):
-    srv = faultserver(profile({"phases": [{"duration": "900ms"}, {"duration": "900ms"}]}))
+    srv = faultserver(profile({"phases": [{"duration": "600ms"}, {"duration": "600ms"}]}))
     port = srv["backend"].port
     at_phase(srv, 0)
     srv.set_accept("backend", "refuse")
@@ -144,7 +149,7 @@ def test_schedule_mode_set_from_outside_holds_until_the_next_phase(faultserver):
 
 
 def test_schedule_keeps_accepted_connections_across_a_switch(faultserver):
-    srv = faultserver(profile({"phases": [{"duration": "600ms"}, {"duration": "600ms", "accept": "refuse"}]}))
+    srv = faultserver(profile({"phases": [{"duration": "400ms"}, {"duration": "400ms", "accept": "refuse"}]}))
     at_phase(srv, 0)
     with socket.create_connection(("127.0.0.1", srv["backend"].port), timeout=5) as sock:
         at_phase(srv, 1)
@@ -156,7 +161,7 @@ def test_schedule_keeps_accepted_connections_across_a_switch(faultserver):
 
 
 def test_schedule_restarts_on_reset(faultserver):
-    srv = faultserver(profile({"phases": [{"duration": "1s"}, {"duration": "1s", "accept": "refuse"}]}))
+    srv = faultserver(profile({"phases": [{"duration": "600ms"}, {"duration": "600ms", "accept": "refuse"}]}))
     port = srv["backend"].port
     at_phase(srv, 1)
     assert outcome(srv, port) == "refused"

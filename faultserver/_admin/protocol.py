@@ -1,0 +1,54 @@
+"""What the admin API needs from the server: `Server` is one, a test double can be another."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .._events import EventLog
+from .._profile.model import AcceptMode, CloseHow, Profile, Rule
+from .._reload import ReloadCause
+from .._wire.listener import ListenerRuntime
+
+__all__ = ["AdminServer"]
+
+
+class AdminServer(Protocol):
+    """The server's side of the admin API. Reads are properties; every change is a method."""
+
+    @property
+    def token(self) -> str | None: ...
+
+    @property
+    def control_bind(self) -> tuple[str, int]: ...
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...]: ...
+
+    @property
+    def max_subscribers(self) -> int: ...
+
+    @property
+    def events(self) -> EventLog: ...
+
+    @property
+    def profile(self) -> Profile: ...
+
+    @property
+    def listeners(self) -> dict[str, ListenerRuntime]: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    def listener(self, name: str) -> ListenerRuntime: ...
+
+    async def update_listener(
+        self, name: str, *, accept: AcceptMode | None = None, rules: tuple[Rule, ...] | None = None
+    ) -> None: ...
+
+    def drop(self, name: str, how: CloseHow = CloseHow.FIN, idle_only: bool = False) -> int: ...
+
+    async def load(
+        self, profile: Profile, cause: ReloadCause = ..., *, check_binds: bool = False
+    ) -> None: ...
+
+    async def reset(self) -> None: ...

@@ -1,0 +1,26 @@
+"""The data plane's half of each action, one module each, and the one table that finds them.
+
+Adding an action is a model class and an entry in `faultserver._profile.actions.ACTIONS`
+(the profile's half) and a module here with its entry in `UNITS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..._profile.model import ActionName
+from . import close, dribble, garbage, hang, partial, reset, respond
+from .base import FIN, GONE, KEEP, RST, ActionUnit, Ending, Outcome, Turn
+
+__all__ = ["FIN", "GONE", "KEEP", "RST", "UNITS", "ActionUnit", "Ending", "Outcome", "Turn"]
+
+UNITS: Mapping[ActionName, ActionUnit[Any]] = {
+    ActionName.RESPOND: respond.UNIT,
+    ActionName.CLOSE: close.UNIT,
+    ActionName.RESET: reset.UNIT,
+    ActionName.HANG: hang.UNIT,
+    ActionName.PARTIAL: partial.UNIT,
+    ActionName.DRIBBLE: dribble.UNIT,
+    ActionName.GARBAGE: garbage.UNIT,
+}
