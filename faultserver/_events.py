@@ -76,8 +76,6 @@ class EventLog:
         self._next_id = 1
         #: set by the first event after someone started waiting (see the module docstring)
         self._arrived: trio.Event | None = None
-        #: the last shared dict of `emit_fields` found to hold no long field
-        self._fields_checked: dict[str, Any] | None = None
         self.maxlen = maxlen
 
     # --- writing (the server's Trio thread) -------------------------------------------
@@ -112,19 +110,15 @@ class EventLog:
 
         The event is kept as a compact record, a tuple holding that shared dict, and
         becomes a dict only when read: building two dicts of a dozen keys per request
-        cost as much as answering the request. The length check is one pass over a few
-        values, once per shared dict; only an event with a long field is built (and cut) here.
+        cost as much as answering the request. The caller keeps `fields` within
+        `MAX_FIELD_CHARS` (the data plane cuts a long path itself and says so, in the
+        dict); `extra` is checked here, and only an event with a long one is built and cut.
         """
-        if fields is not self._fields_checked:  # the request's first event: check it once
-            for value in fields.values():
+        if extra:
+            for value in extra.values():
                 if value.__class__ is str and len(value) > MAX_FIELD_CHARS:
                     self._emit_cut(type, listener, fields, omit, extra)
                     return
-            self._fields_checked = fields
-        for value in extra.values():
-            if value.__class__ is str and len(value) > MAX_FIELD_CHARS:
-                self._emit_cut(type, listener, fields, omit, extra)
-                return
         event_id = self._next_id
         self._next_id = event_id + 1
         self._events.append((event_id, time.time(), type, listener, extra or None, fields, omit))

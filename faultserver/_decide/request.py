@@ -75,7 +75,13 @@ class Request:
             body_hash = hashlib.blake2b(self.body, digest_size=8).hexdigest()
         else:
             body_hash = _EMPTY_BODY_HASH
-        return f"{self.method} {_shorten(self.path, FINGERPRINT_PATH_CHARS)} {body_hash}{self._id_tail()}"
+        path = self.path
+        if len(path) > FINGERPRINT_PATH_CHARS:
+            path = _shorten(path, FINGERPRINT_PATH_CHARS)
+        rid = self.header(b"x-request-id")
+        if rid is None:
+            return f"{self.method} {path} {body_hash}"
+        return f"{self.method} {path} {body_hash}{self._id_tail()}"
 
     def _id_tail(self) -> str:
         rid = self.header(b"x-request-id")

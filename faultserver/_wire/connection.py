@@ -21,7 +21,6 @@ from typing import Any
 
 import trio
 
-from .._decide.fault_header import FaultHeaderError
 from .._decide.request import Request
 from .._decide.rules import Decision
 from .._profile.model import CloseHow, Limits
@@ -38,6 +37,8 @@ __all__ = ["SHUTDOWN_DRAIN_S", "Connection"]
 log = logging.getLogger("faultserver")
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: the reader's states, as module names (an enum member looked up on its class is slow)
+_IDLE = ReaderState.IDLE
 #: What a held connection has instead of its reader: one closed reader for all of them.
 _NO_READER = RequestReader(Limits(), 0.0)
 _NO_READER.close()
@@ -98,7 +99,11 @@ class Connection:
         outcome = FIN
         try:
             with trio.CancelScope() as self.scope:
-                outcome = await self._serve()
+                decision = ctx.rules.decide_connect() if ctx.rules.has_connect_rules else None
+                if decision is not None:  # a rule `at: connect`: before any byte is read
+                    outcome = await self._carry_out(decision, None, self._conn_fields())
+                else:
+                    outcome = await self._serve()
                 if outcome.ending is Ending.HOLD:
                     # held from here, once the frames of the request that asked are gone:
                     # thousands may be held, each with as little as possible (no reader)
@@ -156,77 +161,70 @@ class Connection:
     async def _serve(self) -> Outcome:
         """Read and answer requests until one of them (or the client) ends the connection."""
         ctx = self.ctx
-        if ctx.rules.has_connect_rules:
-            decision = ctx.rules.decide_connect()
-            if decision is not None:
-                return await self._carry_out(decision, None, {"conn": self.id, "peer": self.peer})
         reader = self._reader
+        transport = self.transport
         idle = ctx.keepalive.idle_close
-        idle_deadline = math.inf
-        if idle is not None:
-            idle_deadline = trio.current_time() + idle.draw(ctx.keepalive_rng)
-        yielded = True
+        idle_deadline = self._next_idle_deadline() if idle is not None else math.inf
+        clock = trio.current_time
         while True:
-            event = reader.next_event()
-            if event is None:
-                if not yielded:
-                    # a read that brought no whole request: yield here, as an answer would
-                    await trio.lowlevel.cancel_shielded_checkpoint()
-                if reader.state is ReaderState.IDLE and idle is not None and self.busy:
-                    idle_deadline = trio.current_time() + idle.draw(ctx.keepalive_rng)
-                ending = await self._read(reader, idle_deadline)
-                if ending is not None:
-                    return ending
-                yielded = False
-                continue
-            yielded = True
-            if type(event) is Request:
-                early = self._decided
-                if early is not None and early[0] is event:
-                    self._decided = None
-                    outcome = await self._answer(event, early[1])
+            # until when this read may wait: the reader's clock, or between requests the idle one
+            deadline = reader.deadline(clock)
+            self.busy = reader.state is not _IDLE
+            if idle_deadline < deadline and not self.busy:
+                deadline = idle_deadline
+            try:
+                if deadline == math.inf:
+                    # no clock on this read (keep-alive, between requests): a cancel scope
+                    # costs more than parsing and answering a small request
+                    data = await transport.receive()
                 else:
-                    outcome = await self._answer(event, _decide(ctx, event))
-            elif type(event) is ContinueExpected:
-                outcome = await self._continue(event.request)
-            elif type(event) is Refusal:
-                outcome = await send_refusal(self.transport, ctx, event, self._conn_fields())
+                    with trio.move_on_at(deadline) as waiting:
+                        data = await transport.receive()
+                    if waiting.cancelled_caught:
+                        return await self._timed_out(reader, idle_deadline)
+            except ConnectionResetError:
+                return self._peer_closed(CloseHow.RST)
+            if data:
+                self.busy = True
+                reader.feed(data, clock)
             else:
-                assert type(event) is PeerEnded
-                return FIN
-            if outcome is not KEEP:
-                return outcome
+                self._peer_closed(CloseHow.FIN)
+                reader.feed_eof()
+            events = reader.take_events()
+            if not events:
+                # a read that brought no whole request: yield here, as an answer would
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                continue
+            for event in events:
+                if type(event) is Request:
+                    early = self._decided  # decided on its head (`Expect: 100-continue`)?
+                    if early is not None and early[0] is event:
+                        self._decided = None
+                        outcome = await self._answer(event, early[1])
+                    else:
+                        outcome = await self._answer(event, ctx.decide(event))
+                elif type(event) is ContinueExpected:
+                    outcome = await self._continue(event.request)
+                elif type(event) is Refusal:
+                    outcome = await send_refusal(transport, ctx, event, self._conn_fields())
+                else:
+                    assert type(event) is PeerEnded
+                    return FIN
+                if outcome is not KEEP:
+                    return outcome
+            if idle is not None and reader.state is _IDLE:
+                idle_deadline = self._next_idle_deadline()  # idle from this answer on
 
-    async def _read(self, reader: RequestReader, idle_deadline: float) -> Outcome | None:
-        """One read into the reader; an ending when the client left or a deadline passed."""
-        idle = reader.state is ReaderState.IDLE
-        self.busy = not idle
-        deadline = reader.deadline(trio.current_time)
-        if idle and idle_deadline < deadline:
-            deadline = idle_deadline
-        try:
-            if deadline == math.inf:
-                # no clock on this read (keep-alive, between requests): a cancel scope
-                # costs more than parsing and answering a small request
-                data = await self.transport.receive()
-            else:
-                with trio.move_on_at(deadline) as waiting:
-                    data = await self.transport.receive()
-                if waiting.cancelled_caught:
-                    return await self._timed_out(reader, idle_deadline)
-        except ConnectionResetError:
-            return self._peer_closed(CloseHow.RST)
-        if data:
-            self.busy = True
-            reader.feed(data, trio.current_time)
-        else:
-            self._peer_closed(CloseHow.FIN)
-            reader.feed_eof()
-        return None
+    def _next_idle_deadline(self) -> float:
+        """When an idle connection is closed (`keepalive.idle_close`, drawn afresh each time)."""
+        idle = self.ctx.keepalive.idle_close
+        if idle is None:
+            return math.inf
+        return trio.current_time() + idle.draw(self.ctx.keepalive_rng)
 
     async def _timed_out(self, reader: RequestReader, idle_deadline: float) -> Outcome:
         ctx = self.ctx
-        if reader.state is ReaderState.IDLE and trio.current_time() >= idle_deadline:
+        if reader.state is _IDLE and trio.current_time() >= idle_deadline:
             ctx.events.emit("idle_close", ctx.name, conn=self.id, peer=self.peer)
             return FIN
         return await send_refusal(self.transport, ctx, reader.timed_out(), self._conn_fields())
@@ -236,7 +234,7 @@ class Connection:
     async def _continue(self, request: Request) -> Outcome:
         """A head that waits for `100 Continue`: decide now; ask for the body only for an
         action that reads it."""
-        decision = _decide(self.ctx, request)
+        decision = self.ctx.decide(request)
         if isinstance(decision, Refusal):
             request.body_read = False
             return await self._answer(request, decision)
@@ -298,10 +296,3 @@ class Connection:
     def _conn_fields(self) -> dict[str, Any]:
         return {"conn": self.id, "peer": self.peer}
 
-
-def _decide(ctx: ListenerContext, request: Request) -> Decision | Refusal | None:
-    """The listener's decision for `request`; a mistake in its fault header is a 400."""
-    try:
-        return ctx.decide(request)
-    except FaultHeaderError as exc:
-        return Refusal(400, f"{ctx.fault_header_name}: {exc}")

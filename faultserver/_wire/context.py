@@ -16,13 +16,14 @@ import random
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .._decide.fault_header import decide_fault_header
+from .._decide.fault_header import FaultHeaderError, decide_fault_header
 from .._decide.request import Request
 from .._decide.response import PreparedResponse, merge_response
 from .._decide.rules import Decision, RuleSet, stream
-from .._events import EventLog
+from .._events import MAX_FIELD_CHARS, EventLog
 from .._metrics import ListenerStats
 from .._profile.model import CloseHow, Keepalive, Limits, Listener, Respond
+from .._protocol.events import Refusal
 
 __all__ = ["PREPARED_CACHE_SIZE", "Droppable", "ListenerContext"]
 
@@ -100,16 +101,19 @@ class ListenerContext:
         self.header_rng: random.Random = stream(seed, config.name, "x-fault")
         self.keepalive_rng: random.Random = stream(seed, config.name, "keepalive")
 
-    def decide(self, request: Request) -> Decision | None:
+    def decide(self, request: Request) -> Decision | Refusal | None:
         """The fault header's decision, else the first rule that acts, else None (healthy).
 
-        Raises `FaultHeaderError` for a fault header that asks for what does not exist.
+        A fault header that asks for what does not exist is a 400 that names the mistake.
         """
         header = self.fault_header
         if header is not None:
             raw = request.header(header)
             if raw is not None:
-                return decide_fault_header(raw, self.header_rng, self.limits)
+                try:
+                    return decide_fault_header(raw, self.header_rng, self.limits)
+                except FaultHeaderError as exc:
+                    return Refusal(400, f"{self.fault_header_name}: {exc}")
         rules = self.rules
         return rules.decide_request(request) if rules else None
 
@@ -118,16 +122,20 @@ class ListenerContext:
         its other events share (so they must not change afterwards)."""
         fingerprint = request.fingerprint
         retry = self.stats.saw_request(request, fingerprint, conn_id)
+        path = request.path
         fields: dict[str, Any] = {
             "conn": conn_id,
             "peer": peer,
             "method": request.method,
-            "path": request.path,  # a long one is cut by the event log, which says so
+            "path": path,
             "request_on_connection": request.number,
-            "fingerprint": fingerprint,
+            "fingerprint": fingerprint,  # bounded whatever the path (`Request.fingerprint`)
         }
         if retry:
             fields["retry"] = True
+        if len(path) > MAX_FIELD_CHARS:  # as the event log cuts a long field: and says so
+            fields["path"] = path[:MAX_FIELD_CHARS]
+            fields["truncated"] = ["path"]
         self.events.emit_fields("request", self.name, fields)
         if self.log_debug:
             log.debug(

@@ -23,10 +23,7 @@ class Clock:
 
 
 def drain(reader: RequestReader) -> list[object]:
-    out = []
-    while (event := reader.next_event()) is not None:
-        out.append(event)
-    return out
+    return list(reader.take_events())
 
 
 def reader_for(clock: Clock | None = None, **limits: object) -> RequestReader:
@@ -58,7 +55,7 @@ def test_reader_gives_pipelined_requests_in_order_numbered():
 def test_reader_needs_more_bytes_for_a_partial_head():
     reader = reader_for()
     reader.feed(GET[:10], Clock())
-    assert reader.next_event() is None
+    assert reader.take_events() == []
     assert reader.state is ReaderState.HEAD
     reader.feed(GET[10:], Clock())
     assert [r.path for r in drain(reader)] == ["/a"]
@@ -81,7 +78,7 @@ def test_reader_refuses_a_body_over_the_limit_after_earlier_requests():
     assert refusal == Refusal(413, "request body too large")
     assert reader.state is ReaderState.DONE
     reader.feed(GET, Clock())  # nothing more is read
-    assert reader.next_event() is None
+    assert reader.take_events() == []
 
 
 def test_reader_counts_header_memory_not_only_wire_bytes():
