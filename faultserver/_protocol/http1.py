@@ -118,8 +118,9 @@ class RequestReader:
         else:
             self._head_wire += len(data)
             # a request line with runs of spaces (`GET  /x  HTTP/1.1`) passes httptools: look
-            # where a read starts a request, which is where requests start unless pipelined
-            if started_in is _IDLE:
+            # where a read starts a request (with a method's letter: a TLS hello's random
+            # bytes may hold two spaces), which is where requests start unless pipelined
+            if started_in is _IDLE and data[:1].isalpha():
                 line_end = data.find(b"\n")
                 if data.find(b"  ", 0, line_end if line_end >= 0 else len(data)) >= 0:
                     self._refuse(400, _MALFORMED)

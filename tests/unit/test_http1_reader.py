@@ -204,3 +204,10 @@ def test_reader_refuses_an_unfinished_head_of_tiny_headers_on_what_it_holds():
     reader = reader_for(max_header_bytes=64 * 1024)
     reader.feed(b"GET / HTTP/1.1\r\n" + b"a:b\r\n" * 12000, Clock())  # 60 KB on the wire
     assert drain(reader) == [Refusal(431, "request headers too large")]
+
+
+def test_reader_names_a_tls_hello_even_with_two_spaces_in_its_random_bytes():
+    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x20\x20" + bytes(range(32))
+    reader = reader_for()
+    reader.feed(hello, Clock())
+    assert drain(reader) == [Refusal(400, "TLS handshake on a plain HTTP listener")]
