@@ -52,6 +52,12 @@ HOSTILE = {
     "bad-method-byte": (b"G\x7fT / HTTP/1.1\r\nHost: x\r\n\r\n", MALFORMED),
     "unknown-version": (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", MALFORMED),
     "space-in-target": (b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", MALFORMED),
+    # answered 200 before Hardening II: httptools lets these through
+    "runs-of-spaces-in-request-line": (b"GET  /x  HTTP/1.1\r\nHost: x\r\n\r\n", MALFORMED),
+    "http-2.0-request-line": (
+        b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+        (505, "HTTP Version Not Supported", "HTTP/2.0 is not supported (this listener speaks HTTP/1.1)"),
+    ),
     # header bytes
     "control-byte-in-name": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A\x01: b\r\n\r\n", MALFORMED),
     "space-before-colon": (b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", MALFORMED),
@@ -318,15 +324,15 @@ def test_hostile_many_at_once_do_not_disturb_a_keepalive_client(srv):
     port = srv["backend"].port
     errors: list[BaseException] = []
 
-    def attack(data: bytes) -> None:
+    def attack(data: bytes, status: int) -> None:
         try:
             with connect(port) as sock:
                 sock.sendall(data)
-                assert recv_to_fin(sock).startswith(b"HTTP/1.1 4")
+                assert recv_to_fin(sock).startswith(b"HTTP/1.1 %d " % status)
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=attack, args=(data,)) for data, _ in HOSTILE.values()]
+    threads = [threading.Thread(target=attack, args=(data, answer[0])) for data, answer in HOSTILE.values()]
     with connect(port) as keeper:
         for t in threads:
             t.start()
@@ -345,3 +351,33 @@ def test_hostile_many_at_once_do_not_disturb_a_keepalive_client(srv):
         for t in threads:
             t.join(10)
     assert not errors, errors
+
+
+def test_hostile_connect_gets_405_with_allow_then_fin(srv):
+    # answered 200 before Hardening II (httptools takes CONNECT as an upgrade)
+    with connect(srv["backend"].port) as sock:
+        sock.sendall(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        reply = recv_to_fin(sock)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+    assert b"\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE\r\n" in head
+    assert body == b'{"error": "CONNECT is not supported (this is a backend, not a proxy)"}\n'
+
+
+def test_hostile_100_continue_never_overtakes_an_earlier_pipelined_answer(faultserver):
+    # before Hardening II the interim answer went out as soon as its head was read, ahead of
+    # the answer to the request pipelined before it
+    slow = {"match": {"path": "/slow"}, "action": "respond", "delay": "300ms"}
+    srv = faultserver(one_listener(rules=[slow]))
+    with connect(srv["backend"].port) as sock:
+        sock.sendall(
+            b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /p HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+        )
+        data = b""
+        while b"100 Continue" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")  # the answer to /slow first
+    assert data.index(b"HTTP/1.1 100 Continue\r\n\r\n") > data.index(b'"path": "/slow"')
