@@ -64,7 +64,8 @@ class Request:
     @property
     def head_key(self) -> str:
         """Method, path and X-Request-Id: the fingerprint less its body hash."""
-        return f"{self.method} {_shorten(self.path, FINGERPRINT_PATH_CHARS)}{self._id_tail()}"
+        rid = self.header(b"x-request-id")
+        return f"{self.method} {_shorten(self.path, FINGERPRINT_PATH_CHARS)}{_id_tail(rid)}"
 
     @property
     def fingerprint(self) -> str:
@@ -81,8 +82,9 @@ class Request:
         rid = self.header(b"x-request-id")
         if rid is None:
             return f"{self.method} {path} {body_hash}"
-        return f"{self.method} {path} {body_hash}{self._id_tail()}"
+        return f"{self.method} {path} {body_hash}{_id_tail(rid)}"
 
-    def _id_tail(self) -> str:
-        rid = self.header(b"x-request-id")
-        return f" {_shorten(rid.decode('latin-1'), FINGERPRINT_ID_CHARS)}" if rid else ""
+
+def _id_tail(rid: bytes | None) -> str:
+    """The X-Request-Id part of a fingerprint: a space and the id (shortened), or nothing."""
+    return f" {_shorten(rid.decode('latin-1'), FINGERPRINT_ID_CHARS)}" if rid else ""

@@ -164,7 +164,7 @@ class Connection:
         reader = self._reader
         transport = self.transport
         idle = ctx.keepalive.idle_close
-        idle_deadline = self._next_idle_deadline() if idle is not None else math.inf
+        idle_deadline = self._next_idle_deadline()
         clock = trio.current_time
         while True:
             # until when this read may wait: the reader's clock, or between requests the idle one
@@ -235,14 +235,11 @@ class Connection:
         """A head that waits for `100 Continue`: decide now; ask for the body only for an
         action that reads it."""
         decision = self.ctx.decide(request)
-        if isinstance(decision, Refusal):
-            request.body_read = False
-            return await self._answer(request, decision)
-        if decision is None or UNITS[decision.action.name].reads_body:
+        if decision is None or (type(decision) is Decision and UNITS[decision.action.name].reads_body):
             self._decided = (request, decision)
             await self.transport.send(_CONTINUE)
             return KEEP
-        request.body_read = False
+        request.body_read = False  # a fault, or a refused fault header: answered on its head
         return await self._answer(request, decision)
 
     async def _answer(self, request: Request, decision: Decision | Refusal | None) -> Outcome:

@@ -140,7 +140,7 @@ class ListenerContext:
         if self.log_debug:
             log.debug(
                 "request listener=%s conn=%d peer=%s method=%s path=%s n=%d retry=%s",
-                self.name, conn_id, peer, request.method, request.path[:1024], request.number, retry,
+                self.name, conn_id, peer, request.method, fields["path"], request.number, retry,
             )
         return fields
 

@@ -10,7 +10,7 @@ __all__ = ["UNIT"]
 
 async def _hang(action: Hang, turn: Turn) -> Outcome:
     for_s = action.for_s.draw(turn.rng) if action.for_s is not None else None
-    return Outcome(Ending.HOLD, hold_s=for_s)  # the connection holds (`Connection._hold`)
+    return Outcome(Ending.HOLD, hold_s=for_s)  # `Connection.run` holds
 
 
 UNIT = ActionUnit(Hang, _hang, reads_body=False)
