@@ -25,7 +25,6 @@ stops it closes the sockets of the requests still running, which wakes any block
 from __future__ import annotations
 
 import enum
-import errno
 import logging
 import os
 import socket
@@ -42,6 +41,12 @@ from hypercorn.utils import wrap_app
 
 from .._address import format_hostport, url_of
 from .._errors import StartError
+from .._wire.sockets import (
+    ACCEPT_FAILURES_PER_LOG,
+    ACCEPT_GONE_ERRNOS,
+    ACCEPT_RESOURCE_ERRNOS,
+    ACCEPT_RETRY_S,
+)
 from .app import create_app
 from .protocol import AdminServer
 
@@ -55,13 +60,6 @@ KEEP_ALIVE_S = 5.0
 GRACEFUL_S = 0.5
 #: Pending admin connections the kernel queues.
 BACKLOG = 128
-#: At the open-file limit with no spare descriptor: wait this long, accept again.
-ACCEPT_RETRY_S = 0.1
-#: While accepts keep failing, one log line per this many (about every 30 s).
-ACCEPT_FAILURES_PER_LOG = 300
-_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
-#: A connection that went away between the kernel's accept queue and accept(): try the next.
-_GONE_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
 
 
 class _QuietStartFilter(logging.Filter):
@@ -274,9 +272,9 @@ def _accept(listening: socket.socket, spare: SpareDescriptor, quiet: bool) -> so
     except BlockingIOError:
         return _NoClient.PENDING_NONE
     except OSError as exc:
-        if exc.errno in _GONE_ERRNOS:
+        if exc.errno in ACCEPT_GONE_ERRNOS:
             return _NoClient.PENDING_NONE
-        if exc.errno not in _CAPACITY_ERRNOS:
+        if exc.errno not in ACCEPT_RESOURCE_ERRNOS:
             raise
     if not spare.give_up():
         return _NoClient.NO_DESCRIPTOR

@@ -33,7 +33,14 @@ from .._metrics import ListenerStats
 from .._profile.model import AcceptMode, CloseHow, Listener, Rule
 from .connection import Connection
 from .context import Droppable, ListenerContext
-from .sockets import bind_listener, unlisten
+from .sockets import (
+    ACCEPT_FAILURES_PER_LOG,
+    ACCEPT_GONE_ERRNOS,
+    ACCEPT_RESOURCE_ERRNOS,
+    ACCEPT_RETRY_S,
+    bind_listener,
+    unlisten,
+)
 from .transport import SocketTransport
 
 __all__ = ["ListenerRuntime"]
@@ -44,11 +51,6 @@ log = logging.getLogger("faultserver")
 PLACEHOLDER_CONNECT_S = 0.05
 #: At most this many placeholders (a queue never needs more than backlog 0 + a few).
 MAX_PLACEHOLDERS = 64
-#: EMFILE and friends: log, wait this long, accept again (as trio's serve_listeners does).
-ACCEPT_RETRY_S = 0.1
-#: While accepts keep failing, one log line per this many (about every 30 s).
-ACCEPT_FAILURES_PER_LOG = 300
-_RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 #: Every connection task's name: one string, not one built per task (held connections add up).
 _CONNECTION_TASK = "faultserver._wire.connection.Connection.run"
 
@@ -187,7 +189,7 @@ class ListenerRuntime:
         nursery.start_soon(conn.run, name=_CONNECTION_TASK)
 
     async def _accept_failed(self, exc: OSError) -> None:
-        if exc.errno in _RESOURCE_ERRNOS:
+        if exc.errno in ACCEPT_RESOURCE_ERRNOS:
             self._accept_failures += 1
             if self._accept_failures % ACCEPT_FAILURES_PER_LOG == 1:
                 log.error(
@@ -200,7 +202,7 @@ class ListenerRuntime:
         elif exc.errno in (errno.EINVAL, errno.EBADF):
             # the socket stopped listening under us (a mode switch); the loop re-checks
             await trio.sleep(0)
-        elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
+        elif exc.errno not in ACCEPT_GONE_ERRNOS:
             raise exc
 
     def _connection_ended(self) -> None:

@@ -20,13 +20,32 @@ import termios
 
 import trio
 
-__all__ = ["LINGER_RST", "bind_listener", "drain_and_close", "unlisten", "unsent_bytes"]
+__all__ = [
+    "ACCEPT_FAILURES_PER_LOG",
+    "ACCEPT_GONE_ERRNOS",
+    "ACCEPT_RESOURCE_ERRNOS",
+    "ACCEPT_RETRY_S",
+    "LINGER_RST",
+    "bind_listener",
+    "drain_and_close",
+    "unlisten",
+    "unsent_bytes",
+]
 
 #: How much one read of a draining close takes.
 DRAIN_READ_BYTES = 65536
 _libc = ctypes.CDLL(None, use_errno=True)
 #: `SO_LINGER {1, 0}`: a close that sends RST and throws away what was not sent.
 LINGER_RST = struct.pack("ii", 1, 0)
+
+# What an accept() can meet, for every accept loop (the listeners', the admin API's):
+#: out of descriptors or memory: log, wait `ACCEPT_RETRY_S`, accept again (as trio's
+#: serve_listeners does), one log line per `ACCEPT_FAILURES_PER_LOG` failures (about 30 s)
+ACCEPT_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+ACCEPT_RETRY_S = 0.1
+ACCEPT_FAILURES_PER_LOG = 300
+#: a connection that went away between the kernel's accept queue and accept(): take the next
+ACCEPT_GONE_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
 
 
 def unlisten(sock: trio.socket.SocketType) -> None:
