@@ -42,6 +42,7 @@ __all__ = [
     "EventLog",
     "Page",
     "as_event",
+    "cut_long_fields",
     "event_id",
 ]
 
@@ -88,7 +89,7 @@ class EventLog:
         }
         for value in fields.values():
             if value.__class__ is str and len(value) > MAX_FIELD_CHARS:
-                _cut_long_fields(event)
+                cut_long_fields(event)
                 break
         self._next_id += 1
         self._events.append(event)
@@ -229,7 +230,7 @@ def as_event(entry: Entry) -> Event:
     return event
 
 
-def _cut_long_fields(event: Event) -> None:
+def cut_long_fields(event: Event) -> None:
     """Cut every text field over `MAX_FIELD_CHARS`, and list the keys cut in `truncated`."""
     cut = [k for k, v in event.items() if isinstance(v, str) and len(v) > MAX_FIELD_CHARS]
     for key in cut:

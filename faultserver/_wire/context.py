@@ -20,7 +20,7 @@ from .._decide.fault_header import FaultHeaderError, decide_fault_header
 from .._decide.request import Request
 from .._decide.response import PreparedResponse, merge_response
 from .._decide.rules import Decision, RuleSet, stream
-from .._events import MAX_FIELD_CHARS, EventLog
+from .._events import MAX_FIELD_CHARS, EventLog, cut_long_fields
 from .._metrics import ListenerStats
 from .._profile.model import CloseHow, Keepalive, Limits, Listener, Respond
 from .._protocol.events import Refusal
@@ -133,9 +133,8 @@ class ListenerContext:
         }
         if retry:
             fields["retry"] = True
-        if len(path) > MAX_FIELD_CHARS:  # as the event log cuts a long field: and says so
-            fields["path"] = path[:MAX_FIELD_CHARS]
-            fields["truncated"] = ["path"]
+        if len(path) > MAX_FIELD_CHARS:  # the one field that can be long: cut, and say so
+            cut_long_fields(fields)
         self.events.emit_fields("request", self.name, fields)
         if self.log_debug:
             log.debug(
