@@ -271,11 +271,14 @@ class HAProxy(Gateway):
     options_type = HAProxyOptions
 
     def _write_config(self) -> None:
-        # `log stdout format raw`: the log lines go to haproxy's stdout, which is our file
+        # `log stdout format raw`: the log lines go to haproxy's stdout, which is our file.
+        # `nbthread 1`: with several threads, a log line that meets another thread's write to
+        # stdout is dropped, not queued (haproxy/haproxy#1861), and a test waits for it in vain.
         o = self.options
         self.conf.write_text(
             f"""
 global
+    nbthread 1
     log stdout format raw local0 info
     maxconn 256
 defaults
