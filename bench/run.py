@@ -3,6 +3,8 @@
     python bench/run.py            # the full suite (2 to 3 minutes)
     python bench/run.py --quick    # a short smoke of every figure (under a minute)
     python bench/run.py --only 1,4 # some figures only
+    python bench/run.py --only 7,8,9  # the TLS figures (not in the default set yet)
+    python bench/run.py --only 10,11  # the HTTP/2 figures (not in the default set yet; h2load)
 
 Prints one table row per figure: the value, the target, and the reference measured in
 the same run. Everything runs on 127.0.0.1; servers are separate processes (faultserver
@@ -55,6 +57,20 @@ class Settings:
 FULL = Settings(False, 10, 3, 3, 5000, 10_000, 1000, 3, 3.0, 7, 30)
 QUICK = Settings(True, 2, 1, 1, 500, 1000, 200, 1, 1.0, 2, 5)
 PER_CLIENT_PROCESS = 5000  # sockets per client process (the open-file limit is per process)
+
+
+@dataclass
+class TLSSettings:
+    """Figures 7 to 9, beside `Settings` (whose positional constructors stay as they are)."""
+
+    handshake_s: int  # seconds per wrk run of figure 7
+    wrk_s: int  # seconds per wrk run of figure 8
+    pairs: int  # A/B pairs for figures 7 and 8
+    held: int  # connections held in the handshake in figure 9
+
+
+TLS_FULL = TLSSettings(10, 10, 3, 5000)
+TLS_QUICK = TLSSettings(2, 2, 1, 500)
 
 
 @dataclass
@@ -148,13 +164,13 @@ class FaultserverProc:
 
 
 class ScriptProc:
-    """One of bench/baseline_*.py as a child process."""
+    """One of bench/baseline_*.py as a child process (`args` after its port, 0)."""
 
-    def __init__(self, script: str, workdir: Path) -> None:
+    def __init__(self, script: str, workdir: Path, *args: str) -> None:
         self.stderr_path = workdir / f"{script}.stderr"
         with open(self.stderr_path, "w") as err:
             self.proc = subprocess.Popen(
-                [PY, str(HERE / script), "0"], stdout=subprocess.PIPE, stderr=err, text=True,
+                [PY, str(HERE / script), "0", *args], stdout=subprocess.PIPE, stderr=err, text=True,
             )
         try:
             self.url = read_line(self.proc, "listening ").split(" ", 1)[1]
@@ -186,15 +202,20 @@ def started(factory, *args) -> Iterator:
 
 
 @contextmanager
-def holding(port: int, n: int, path: str = "/held") -> Iterator[None]:
-    """`n` connections held open by client processes (each sends one GET, then waits)."""
+def holding(port: int, n: int, path: str = "/held", *, script: Path | None = None) -> Iterator[None]:
+    """`n` connections held open by client processes (each sends one GET, then waits);
+    `script`: clients run as `script HOST PORT COUNT` instead, with the same protocol."""
     procs: list[tuple[subprocess.Popen, int]] = []
     try:
         left = n
         while left > 0:
             count = min(left, PER_CLIENT_PROCESS)
+            command = (
+                [PY, str(HERE / "clients.py"), "hold", HOST, str(port), str(count), path]
+                if script is None else [PY, str(script), HOST, str(port), str(count)]
+            )
             procs.append((subprocess.Popen(
-                [PY, str(HERE / "clients.py"), "hold", HOST, str(port), str(count), path],
+                command,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             ), count))
             left -= count
@@ -268,10 +289,11 @@ def fetch(port: int, path: str = "/") -> str:
 # --- wrk ----------------------------------------------------------------------------
 
 
-def wrk(url: str, seconds: int) -> float:
-    """Requests per second of `wrk -t1 -c50 -dNs` (keep-alive GETs); errors abort."""
+def wrk(url: str, seconds: int, *extra: str) -> float:
+    """Requests per second of `wrk -t1 -c50 -dNs` (keep-alive GETs; `extra`: more wrk
+    arguments, such as a header); errors abort."""
     done = subprocess.run(
-        ["wrk", "-t1", "-c50", f"-d{seconds}s", url + "/"],
+        ["wrk", "-t1", "-c50", f"-d{seconds}s", *extra, url + "/"],
         capture_output=True, text=True, timeout=seconds + 60,
     )
     out = done.stdout
@@ -606,6 +628,467 @@ def figure_6(s: Settings, workdir: Path, rows: list[Row]) -> None:
     ))
 
 
+# --- TLS: figures 7 to 9 --------------------------------------------------------------
+
+
+def tls_pair(workdir: Path) -> tuple[str, str]:
+    """A certificate and key as faultserver's `generate: true` makes them (its own code: an
+    EC P-256 leaf for 127.0.0.1, localhost and ::1, signed by a throwaway CA), as files."""
+    from faultserver._tls.certificates import Authority
+    from faultserver._tls.listener import certificate_names
+
+    certified = Authority.generate("bench CA").issue(certificate_names(HOST, ()))
+    cert, key = workdir / "tls-cert.pem", workdir / "tls-key.pem"
+    cert.write_bytes(certified.chain_pem)
+    key.write_bytes(certified.key_pem)
+    key.chmod(0o600)
+    return str(cert), str(key)
+
+
+def cpu_s(pid: int) -> float:
+    """The process's CPU time so far (user and system), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tls_fetch(port: int) -> tuple[str, str]:
+    """(the handshake: version, cipher, ALPN; the response) of one GET over TLS."""
+    import socket
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # both servers' certificates come from throwaway CAs
+    context.set_alpn_protocols(["http/1.1"])
+    with socket.create_connection((HOST, port), timeout=5) as raw, context.wrap_socket(raw) as sock:
+        sock.sendall(f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode())
+        got = b""
+        while not got.endswith(b"ok\n"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            got += data
+        cipher = sock.cipher()
+        shape = f"{sock.version()} {cipher[0] if cipher else '?'} {sock.selected_alpn_protocol()}"
+    return shape, got.decode("latin-1")
+
+
+def figures_7_8(t: TLSSettings, workdir: Path, rows: list[Row], only: set[int]) -> None:
+    names = {7: "7 new TLS handshakes/s", 8: "8 TLS keep-alive throughput"}
+    if wrk_version() is None:
+        for fig in sorted(only & {7, 8}):
+            rows.append(Row(names[fig], "n/a: wrk is not installed (apt-get install -y wrk)", "-", "-", None))
+        return
+    profile = {
+        "version": 1,
+        "listeners": [{"name": "api", "bind": f"{HOST}:0", "backlog": 4096, "response": HEALTHY,
+                       "tls": {"generate": True}}],
+    }
+    cert, key = tls_pair(workdir)
+    with started(FaultserverProc, profile, workdir, "tls") as fs, \
+            started(ScriptProc, "baseline_tls_server.py", workdir, cert, key) as base:
+        ours, theirs = tls_fetch(fs.port("api")), tls_fetch(base.port)
+        note = ""
+        if ours[0] != theirs[0]:
+            note = f" (WARNING: handshakes differ: {ours[0]} and {theirs[0]})"
+        elif not _same_bytes(ours[1], theirs[1]):
+            note = " (WARNING: responses differ)"
+
+        Rates = tuple[list[float], list[float], list[float]]
+        #: each server's CPU seconds per request, over the measured runs: less sensitive to
+        #: the machine's other load than the rates (whose ratio is the target's)
+        cpu: dict[int, list[float]] = {fs.pid: [], base.pid: []}
+
+        def rates(seconds: int, *extra: str) -> Rates:
+            """A/B pairs of wrk runs, alternating which goes first; (ours, theirs, ratios)."""
+            for runs in cpu.values():
+                runs.clear()
+
+            def run(server, url: str, secs: int) -> float:
+                before = cpu_s(server.pid)
+                try:
+                    rate = wrk(url, secs, *extra)
+                except Exception:
+                    server.check()  # say so when the server died
+                    raise
+                cpu[server.pid].append((cpu_s(server.pid) - before) / (rate * secs))
+                return rate
+
+            run(fs, fs.urls["api"], 1)  # warm both up
+            run(base, base.url, 1)
+            a_rates, b_rates, ratios = [], [], []
+            for i in range(t.pairs):
+                if i % 2 == 0:
+                    a = run(fs, fs.urls["api"], seconds)
+                    b = run(base, base.url, seconds)
+                else:
+                    b = run(base, base.url, seconds)
+                    a = run(fs, fs.urls["api"], seconds)
+                a_rates.append(a)
+                b_rates.append(b)
+                ratios.append(a / b)
+            return a_rates, b_rates, ratios
+
+        def row(fig: int, how: str, unit: str, measured: Rates) -> None:
+            a_rates, b_rates, ratios = measured
+            ratio = statistics.median(ratios)
+            # the warm-up runs are left out of the CPU figures
+            ours_us, theirs_us = (statistics.median(cpu[pid][1:]) * 1e6 for pid in (fs.pid, base.pid))
+            rows.append(Row(
+                f"{names[fig]} ({how})",
+                f"{ratio:.2f}x ({statistics.median(a_rates):,.0f} {unit}; pairs "
+                + "/".join(f"{r:.2f}" for r in ratios) + f"; CPU {ours_us:,.0f} us per request)",
+                ">= 0.80x reference",
+                f"baseline_tls_server.py {statistics.median(b_rates):,.0f} {unit}, CPU {theirs_us:,.0f} us"
+                f" per request (CPU ratio {theirs_us / ours_us:.2f}x){note}",
+                ratio >= 0.8,
+            ))
+
+        if 7 in only:
+            # one request per connection: wrk opens a new connection, and so makes a full
+            # handshake (it resumes no session), for every request
+            row(7, "wrk -t1 -c50, Connection: close", "handshakes/s",
+                rates(t.handshake_s, "-H", "Connection: close"))
+        if 8 in only:
+            row(8, "wrk -t1 -c50 on https://", "req/s", rates(t.wrk_s))
+
+
+#: Figure 9's clients: `python SCRIPT HOST PORT N` opens N connections, sends a TLS
+#: ClientHello on each (one hello, made once by Python's ssl, sent to all), prints
+#: "held N" and waits for its standard input to close.
+_HELLO_HOLD_SCRIPT = r"""
+import resource, socket, ssl, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+context.set_alpn_protocols(["http/1.1"])
+outgoing = ssl.MemoryBIO()
+tls = context.wrap_bio(ssl.MemoryBIO(), outgoing)
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+hello = outgoing.read()
+socks = []
+for _ in range(n):
+    s = socket.create_connection((host, port), timeout=10)
+    s.sendall(hello)
+    socks.append(s)
+print(f"held {len(socks)}", flush=True)
+sys.stdin.read()
+for s in socks:
+    s.close()
+"""
+
+
+def figure_9(t: TLSSettings, workdir: Path, rows: list[Row]) -> None:
+    profile = {
+        "version": 1,
+        "listeners": [{"name": "held", "bind": f"{HOST}:0", "backlog": 4096, "tls": {"generate": True},
+                       "rules": [{"name": "hold", "at": "handshake", "action": "hang"}]}],
+    }
+    script = workdir / "hello_hold.py"
+    script.write_text(_HELLO_HOLD_SCRIPT)
+
+    def growth(server, port: int) -> float:  # as figure 3's, with hello clients
+        idle_fds = open_fds(server.pid)
+        with holding(port, 1, script=script):  # one first: lazily built things exist now
+            wait_fds(server.pid, idle_fds + 1)
+        time.sleep(0.3)
+        before_fds = open_fds(server.pid)
+        before = settled_rss(server.pid)
+        with holding(port, t.held, script=script):
+            wait_fds(server.pid, before_fds + t.held)
+            after = settled_rss(server.pid)
+        return after - before
+
+    with started(FaultserverProc, profile, workdir, "tls-memory") as fs:
+        ours = growth(fs, fs.port("held"))
+    cert, key = tls_pair(workdir)
+    with started(ScriptProc, "baseline_tls_server.py", workdir, cert, key) as bare:
+        theirs = growth(bare, bare.port)
+    rows.append(Row(
+        f"9 RSS growth, {t.held:,} conns held in the handshake (at: handshake, hang)",
+        f"{ours:.1f} MB",
+        f"<= {60.0 * t.held / 5000:.0f} MB",
+        f"bare Trio SSLStream server mid-handshake {theirs:.1f} MB",
+        ours <= 60.0 * t.held / 5000,
+    ))
+
+
+# --- HTTP/2: figures 10 and 11 ----------------------------------------------------------
+
+
+@dataclass
+class H2Settings:
+    """Figures 10 and 11, beside `Settings` and `TLSSettings`."""
+
+    h2load_s: int  # seconds per h2load run of figure 10
+    pairs: int  # A/B pairs for figure 10
+    held: int  # h2 connections held in figure 11
+    streams: int  # open streams on each held connection
+
+
+#: Figure 3's target per held HTTP/1.1 request (60 MB for 10,000), in KB: figure 11's
+#: allowance per held h2 stream beyond the bare h2 server's.
+PER_HELD_REQUEST_KB = 6.0
+
+H2_FULL = H2Settings(10, 3, 1000, 10)
+H2_QUICK = H2Settings(2, 1, 200, 10)
+
+#: nginx's h2c (`listen ... http2` on plain TCP, nginx 1.22) answering the same body, as the
+#: machine's reference for figure 10. {port}, {dir}: filled in.
+_NGINX_H2C_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+{user}
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port} http2;
+        http2_max_concurrent_streams 128;
+        keepalive_requests 100000000;  # nginx's default GOAWAY after 1,000 requests would end the run
+        location / {{
+            default_type text/plain;
+            return 200 "ok\\n";
+        }}
+    }}
+}}
+"""
+
+
+def h2load_version() -> str | None:
+    if shutil.which("h2load") is None:
+        return None
+    out = subprocess.run(["h2load", "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"nghttp2/([\w.\-]+)", out)
+    return match.group(1) if match else "?"
+
+
+def h2load(url: str, seconds: int) -> float:
+    """Requests per second of `h2load -c1 -m100 -D N` (h2c by prior knowledge: 1 connection,
+    100 streams at once); errors abort."""
+    done = subprocess.run(
+        ["h2load", "-c1", "-m100", "-D", str(seconds), "--warm-up-time=1", url + "/"],
+        capture_output=True, text=True, timeout=seconds + 60,
+    )
+    out = done.stdout
+    match = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    counts = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                       r"(\d+) errored", out)
+    if not match or not counts or not int(counts.group(2)):
+        raise RuntimeError(f"h2load {url} exited {done.returncode}: {(out + done.stderr).strip()[-300:]}")
+    all_2xx = re.search(r"status codes: \d+ 2xx, 0 3xx, 0 4xx, 0 5xx", out)
+    if int(counts.group(4)) or int(counts.group(5)) or not all_2xx:
+        raise RuntimeError(f"h2load saw errors: {counts.group(0)}")
+    return float(match.group(1))
+
+
+def h2_fetch(port: int) -> str:
+    """The head and body of one GET over h2c, as curl prints them."""
+    done = subprocess.run(
+        ["curl", "-sS", "--http2-prior-knowledge", "-D", "-", f"http://{HOST}:{port}/"],
+        capture_output=True, text=True, timeout=30,
+    )
+    return done.stdout
+
+
+class NginxH2cProc:
+    """nginx with one h2c server block (figure 10's machine reference)."""
+
+    def __init__(self, workdir: Path) -> None:
+        import socket
+
+        folder = workdir / "nginx-h2c"
+        folder.mkdir(exist_ok=True)
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (folder / sub).mkdir(exist_ok=True)
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            self.port = s.getsockname()[1]
+        conf = folder / "nginx.conf"
+        user = "user root;" if os.geteuid() == 0 else ""
+        conf.write_text(_NGINX_H2C_CONF.format(port=self.port, dir=folder, user=user))
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.stderr_path = folder / "output.log"
+        with open(self.stderr_path, "w") as err:
+            self.proc = subprocess.Popen(
+                [binary, "-p", str(folder), "-e", str(folder / "error.log"), "-c", str(conf)],
+                stdout=err, stderr=err, text=True,
+            )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((HOST, self.port), timeout=0.5):
+                    break
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"nginx exited: {self.stderr_path.read_text()[-300:]}") from None
+                time.sleep(0.05)
+        self.url = f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    check = FaultserverProc.check
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def figure_10(h: H2Settings, workdir: Path, rows: list[Row]) -> None:
+    name = "10 h2 throughput (h2load -c1 -m100)"
+    if h2load_version() is None:
+        missing = "n/a: h2load is not installed (apt-get install -y nghttp2-client)"
+        rows.append(Row(name, missing, "-", "-", None))
+        return
+    profile = {
+        "version": 1,
+        "listeners": [{"name": "api", "bind": f"{HOST}:0", "backlog": 4096, "response": HEALTHY,
+                       "protocols": ["http/1.1", "h2"]}],
+    }
+    with started(FaultserverProc, profile, workdir, "h2") as fs, \
+            started(ScriptProc, "baseline_h2_server.py", workdir) as base:
+        same = _same_bytes(h2_fetch(fs.port("api")), h2_fetch(base.port))
+        note = "" if same else " (WARNING: responses differ)"
+        cpu: dict[int, list[float]] = {fs.pid: [], base.pid: []}
+
+        def run(server, url: str, seconds: int) -> float:
+            before = cpu_s(server.pid)
+            try:
+                rate = h2load(url, seconds)
+            except Exception:
+                server.check()  # say so when the server died
+                raise
+            # h2load's warm-up second is served too: count it in the CPU per request
+            cpu[server.pid].append((cpu_s(server.pid) - before) / (rate * (seconds + 1)))
+            return rate
+
+        run(fs, fs.urls["api"], 1)  # warm both up
+        run(base, base.url, 1)
+        a_rates, b_rates, ratios = [], [], []
+        for i in range(h.pairs):
+            # alternate which goes first, so drift in the machine's load hits both
+            if i % 2 == 0:
+                a = run(fs, fs.urls["api"], h.h2load_s)
+                b = run(base, base.url, h.h2load_s)
+            else:
+                b = run(base, base.url, h.h2load_s)
+                a = run(fs, fs.urls["api"], h.h2load_s)
+            a_rates.append(a)
+            b_rates.append(b)
+            ratios.append(a / b)
+    ours_us, theirs_us = (statistics.median(cpu[pid][1:]) * 1e6 for pid in (fs.pid, base.pid))
+    nginx = "nginx not installed"
+    if shutil.which("nginx") or os.access("/usr/sbin/nginx", os.X_OK):
+        try:
+            with started(NginxH2cProc, workdir) as ngx:
+                nginx = f"nginx h2c (1 worker) {h2load(ngx.url, h.h2load_s):,.0f} req/s"
+        except Exception as exc:  # the reference is printed, never a reason to lose the figure
+            nginx = f"nginx h2c: error {exc}"
+    ratio = statistics.median(ratios)
+    rows.append(Row(
+        name,
+        f"{ratio:.2f}x ({statistics.median(a_rates):,.0f} req/s; pairs "
+        + "/".join(f"{r:.2f}" for r in ratios) + f"; CPU {ours_us:,.0f} us per request)",
+        ">= 0.80x reference",
+        f"baseline_h2_server.py {statistics.median(b_rates):,.0f} req/s, CPU {theirs_us:,.0f} us per request"
+        f" (CPU ratio {theirs_us / ours_us:.2f}x); {nginx}{note}",
+        ratio >= 0.8,
+    ))
+
+
+#: Figure 11's clients: `python SCRIPT HOST PORT N STREAMS` opens N connections, sends the
+#: HTTP/2 preface, SETTINGS and STREAMS requests (HEADERS with END_STREAM) on each, prints
+#: "held N" and waits for its standard input to close.
+_H2_HOLD_SCRIPT = r"""
+import resource, socket, sys
+import hpack
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+host, port, n, streams = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+def frame(kind, flags, stream_id, payload):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream_id.to_bytes(4, "big") + payload
+socks = []
+for _ in range(n):
+    encoder = hpack.Encoder()
+    data = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"")
+    for i in range(streams):
+        block = encoder.encode([(":method", "GET"), (":path", f"/held-{i}"), (":scheme", "http"),
+                                (":authority", host)])
+        data += frame(1, 0x5, 2 * i + 1, block)  # HEADERS, END_STREAM | END_HEADERS
+    s = socket.create_connection((host, port), timeout=10)
+    s.sendall(data)
+    socks.append(s)
+print(f"held {len(socks)}", flush=True)
+sys.stdin.read()
+for s in socks:
+    s.close()
+"""
+
+
+def figure_11(h: H2Settings, workdir: Path, rows: list[Row]) -> None:
+    profile = {
+        "version": 1,
+        "listeners": [{"name": "held", "bind": f"{HOST}:0", "backlog": 4096, "protocols": ["h2"],
+                       "rules": [{"name": "hold", "action": "hang"}]}],
+    }
+    script = workdir / "h2_hold.py"
+    script.write_text(_H2_HOLD_SCRIPT)
+    # `holding` runs `script HOST PORT COUNT`: the stream count goes in through a wrapper
+    wrapper = workdir / "h2_hold_streams.py"
+    wrapper.write_text(
+        "import runpy, sys\n"
+        f"sys.argv = [sys.argv[0], *sys.argv[1:4], '{h.streams}']\n"
+        f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
+    )
+
+    def growth(server, port: int) -> float:  # as figure 3's, with h2 clients
+        idle_fds = open_fds(server.pid)
+        with holding(port, 1, script=wrapper):  # one first: lazily built things exist now
+            wait_fds(server.pid, idle_fds + 1)
+            time.sleep(0.3)
+        time.sleep(0.3)
+        before_fds = open_fds(server.pid)
+        before = settled_rss(server.pid)
+        with holding(port, h.held, script=wrapper):
+            wait_fds(server.pid, before_fds + h.held)
+            after = settled_rss(server.pid)
+        return after - before
+
+    with started(FaultserverProc, profile, workdir, "h2-memory") as fs:
+        ours = growth(fs, fs.port("held"))
+    with started(ScriptProc, "baseline_h2_server.py", workdir, "hold") as bare:
+        theirs = growth(bare, bare.port)
+    # the target: what the bare h2 server holds (h2's state machines, the same per connection
+    # and per stream), plus figure 3's budget for a held HTTP/1.1 request, 6 KB (60 MB per
+    # 10,000), for each held stream: faultserver keeps the same things for it (its task and
+    # cancel scope, the request, the decision, its events in the bounded log)
+    target = theirs + PER_HELD_REQUEST_KB * h.held * h.streams / 1024
+    rows.append(Row(
+        f"11 RSS growth, {h.held:,} h2 conns x {h.streams} open streams (hang)",
+        f"{ours:.1f} MB ({ours * 1024 / (h.held * h.streams):.1f} KB per stream)",
+        f"<= bare + {PER_HELD_REQUEST_KB:g} KB per stream = {target:.0f} MB",
+        f"bare Trio + h2 server holding the same streams {theirs:.1f} MB "
+        f"({theirs * 1024 / (h.held * h.streams):.1f} KB per stream)",
+        ours <= target,
+    ))
+
+
 # --- the table ----------------------------------------------------------------------
 
 
@@ -625,10 +1108,14 @@ def print_table(rows: list[Row], header: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke of every figure")
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="figures to run, e.g. 1,4")
+    parser.add_argument("--only", default="1,2,3,4,5,6",
+                        help="figures to run, e.g. 1,4; the TLS figures 7,8,9 and the HTTP/2 figures "
+                        "10,11 run when named")
     args = parser.parse_args(argv)
     only = {int(x) for x in args.only.split(",") if x.strip()}
     s = QUICK if args.quick else FULL
+    tls = TLS_QUICK if args.quick else TLS_FULL
+    h2s = H2_QUICK if args.quick else H2_FULL
     raise_nofile()
     version = wrk_version()
     header = (
@@ -636,6 +1123,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {sys.version.split()[0]}, "
         + (f"wrk {version}" if version else "wrk NOT INSTALLED (figures 1 and 2 skipped)")
         + f", open-file limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}"
+        + (f", h2load {h2load_version() or 'NOT INSTALLED (figure 10 skipped)'}" if 10 in only else "")
     )
     print(header, file=sys.stderr, flush=True)
     rows: list[Row] = []
@@ -646,6 +1134,10 @@ def main(argv: list[str] | None = None) -> int:
         ({4}, lambda wd: figure_4(s, wd, rows), "4 delay precision"),
         ({5}, lambda wd: figure_5(s, wd, rows), "5 dribble"),
         ({6}, lambda wd: figure_6(s, wd, rows), "6 start-up"),
+        ({7, 8}, lambda wd: figures_7_8(tls, wd, rows, only), "7 TLS handshakes / 8 TLS keep-alive"),
+        ({9}, lambda wd: figure_9(tls, wd, rows), "9 RSS growth, held in the handshake"),
+        ({10}, lambda wd: figure_10(h2s, wd, rows), "10 h2 throughput"),
+        ({11}, lambda wd: figure_11(h2s, wd, rows), "11 RSS growth, h2 streams held"),
     ]
     with tempfile.TemporaryDirectory(prefix="faultserver-bench-") as tmp:
         for figs, step, name in steps:

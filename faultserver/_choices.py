@@ -3,6 +3,9 @@
 The admin API (JSON values) and the Python handle (Python values) both come here, so a
 wrong value gets the same message shape everywhere; `show` renders the value as the
 caller wrote it (`json.dumps` for the API, `repr` for Python).
+
+Case: the words of a closed set are lower case, and are read in any case (`"FIN"` is
+`fin`), as the X-Fault header reads its action and `--log-level` its level.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ def parse_choice(
     if isinstance(value, kind):
         return value
     if isinstance(value, str):
+        lowered = value.lower()
         for member in kind:
-            if member.value == value:
+            if member.value == lowered:
                 return member
     names = [str(member.value) for member in kind]
     expected = f"'{names[0]}' or '{names[1]}'" if len(names) == 2 else f"one of: {', '.join(names)}"

@@ -27,23 +27,26 @@ from __future__ import annotations
 import collections
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 __all__ = [
+    "CLOSED_SET_FIELDS",
     "DEFAULT_MAX_EVENTS",
     "MAX_FIELD_CHARS",
     "Entry",
     "Event",
+    "EventFilter",
     "EventFollower",
     "EventLog",
     "Page",
     "as_event",
     "cut_long_fields",
     "event_id",
+    "select_events",
 ]
 
 Event = dict[str, Any]
@@ -101,13 +104,14 @@ class EventLog:
         type: str,
         listener: str | None,
         fields: dict[str, Any],
-        omit: str | None = None,
+        omit: str | tuple[str, ...] | None = None,
         /,
         **extra: Any,
     ) -> None:
         """`emit(type, listener, **extra, **fields)`, the same event, for the data plane's
         per-request events, which share one dict of fields: it must not change afterwards.
-        `omit`: a key of `fields` this event leaves out (a fault event has no `retry`).
+        `omit`: a key of `fields` this event leaves out, or a tuple of them (a fault event
+        has no `retry` nor `repeat`).
 
         The event is kept as a compact record, a tuple holding that shared dict, and
         becomes a dict only when read: building two dicts of a dozen keys per request
@@ -129,11 +133,15 @@ class EventLog:
             arrived.set()
 
     def _emit_cut(
-        self, type: str, listener: str | None, fields: dict[str, Any], omit: str | None, extra: dict[str, Any]
+        self,
+        type: str,
+        listener: str | None,
+        fields: dict[str, Any],
+        omit: str | tuple[str, ...] | None,
+        extra: dict[str, Any],
     ) -> None:
         merged = {**extra, **fields}
-        if omit is not None:
-            merged.pop(omit, None)
+        _leave_out(merged, omit)
         self.emit(type, listener, **merged)
 
     def _wake(self) -> None:
@@ -205,10 +213,74 @@ class EventLog:
         page = self.page(since_id, limit)
         return [as_event(e) for e in page.entries], page.missed
 
-    def select(self, **filters: Any) -> list[Event]:
-        """Events whose fields equal every filter (`type="fault", action="close"`)."""
-        events = [as_event(e) for e in list(self._events)]
-        return [e for e in events if all(e.get(k) == v for k, v in filters.items())]
+    def select(
+        self, *, since: int = 0, limit: int | None = None, newest: int | None = None, **filters: Any
+    ) -> list[Event]:
+        """Events with id > `since` whose fields equal every filter (`type="fault",
+        action="close"`), oldest first: the first `limit` of them, or the newest `newest`.
+        A filter's value may be a tuple of values (any of them). See `EventFilter`."""
+        return select_events(self.page(since).entries, EventFilter.of(filters), limit, newest)
+
+
+#: Event fields whose values are words of a closed set: a filter on them ignores case.
+CLOSED_SET_FIELDS = frozenset({"type", "action", "how", "accept", "cause", "change"})
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events a reader wants: for each field, the values it may have (any of them).
+
+    The handle's `events(...)` and the admin API's `GET /events?...` both read events
+    through this one filter. Values of fields in `CLOSED_SET_FIELDS` (`type`, `action`,
+    `how`...) ignore case, as every closed set does where a user writes it.
+    """
+
+    fields: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+    @classmethod
+    def of(cls, filters: Mapping[str, Any]) -> EventFilter:
+        """From keyword filters: `type="fault"`, or a tuple of values, `type=("fault", "drop")`."""
+        out = []
+        for key, value in filters.items():
+            values = value if isinstance(value, tuple) else (value,)
+            if key in CLOSED_SET_FIELDS:
+                values = tuple(v.lower() if isinstance(v, str) else v for v in values)
+            out.append((key, values))
+        return cls(tuple(out))
+
+    def __bool__(self) -> bool:
+        return bool(self.fields)
+
+    def matches(self, event: Event) -> bool:
+        for key, values in self.fields:
+            value = event.get(key)
+            if value not in values:
+                return False
+        return True
+
+
+def select_events(
+    entries: Sequence[Entry], wanted: EventFilter, limit: int | None = None, newest: int | None = None
+) -> list[Event]:
+    """The events among `entries` that `wanted` matches: the first `limit`, or the newest `newest`."""
+    if newest is not None:
+        found: list[Event] = []
+        for entry in reversed(entries):
+            if len(found) >= newest:
+                break
+            event = as_event(entry)
+            if wanted.matches(event):
+                found.append(event)
+        found.reverse()
+        return found
+    out: list[Event] = []
+    for entry in entries:
+        if limit is not None and len(out) >= limit:
+            break
+        event = as_event(entry)
+        if wanted.matches(event):
+            out.append(event)
+    return out
 
 
 def event_id(entry: Entry) -> int:
@@ -226,8 +298,16 @@ def as_event(entry: Entry) -> Event:
     else:
         event = {"id": event_id_, "time": when, "type": kind, "listener": listener, **extra, **fields}
     if omit is not None:
-        event.pop(omit, None)
+        _leave_out(event, omit)
     return event
+
+
+def _leave_out(event: Event, omit: str | tuple[str, ...] | None) -> None:
+    if isinstance(omit, str):
+        event.pop(omit, None)
+    elif omit is not None:
+        for key in omit:
+            event.pop(key, None)
 
 
 def cut_long_fields(event: Event) -> None:

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import trio
 
 from ._errors import StartError, UnknownListenerError
 from ._events import EventLog
-from ._profile.model import CloseHow, Listener
+from ._profile.model import AcceptMode, CloseHow, Listener, Rule
 from ._reload import InForce
-from ._schedule import ScheduleRunner
+from ._schedule import ScheduleRunner, ScheduleStatus
+from ._tls.listener import CAFiles
 from ._wire.listener import ListenerRuntime
 
-__all__ = ["SHUTDOWN_DRAIN_S", "ListenersInForce"]
+__all__ = ["SHUTDOWN_DRAIN_S", "ListenerInForce", "ListenersInForce"]
 
 log = logging.getLogger("faultserver")
 
@@ -34,15 +36,37 @@ class _Slot:
         self.scope = trio.CancelScope()  # accept loop, connections, schedule
         self.nursery: trio.Nursery | None = None
         self.schedule: ScheduleRunner | None = None
+        #: who put the mode in force: `profile`, `schedule` or `api` (the last switch asked)
+        self.mode_cause = "profile"
+        #: whether the listener's own rules were replaced through the API (or the handle)
+        self.rules_by_api = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerInForce:
+    """What is in force on one listener and why (`GET /state`).
+
+    `mode_cause`: who asked for the mode in force (`profile`, `schedule`, `api`);
+    `rules_cause`: whose rules are in force (`profile`, `api`, or `schedule` for a phase's).
+    """
+
+    rt: ListenerRuntime
+    mode_cause: str
+    rules_cause: str
+    schedule: ScheduleStatus | None
 
 
 class ListenersInForce:
     """The listeners in force, by name, in the order they were started."""
 
-    def __init__(self, events: EventLog) -> None:
+    def __init__(self, events: EventLog, ca_files: CAFiles | None = None) -> None:
         self.events = events
+        #: where TLS listeners write their generated CAs
+        self.ca_files = ca_files if ca_files is not None else CAFiles()
         self._slots: dict[str, _Slot] = {}
         self._conn_ids = 0
+        #: schedules' phase changes are paused (`POST /schedule/pause`); new ones start paused
+        self.paused = False
 
     # --- reading --------------------------------------------------------------------
 
@@ -63,6 +87,19 @@ class ListenersInForce:
     def binds(self) -> set[str]:
         return {slot.rt.config.bind for slot in self._slots.values()}
 
+    def in_force(self) -> list[ListenerInForce]:
+        """Each listener's mode, rules and schedule, and why (call in the server's thread)."""
+        out = []
+        for slot in self._slots.values():
+            rt = slot.rt
+            if rt.rules is not rt.base_rules:
+                rules_cause = "schedule"
+            else:
+                rules_cause = "api" if slot.rules_by_api else "profile"
+            schedule = slot.schedule.status() if slot.schedule is not None else None
+            out.append(ListenerInForce(rt, slot.mode_cause, rules_cause, schedule))
+        return out
+
     # --- making ---------------------------------------------------------------------
 
     def _next_conn_id(self) -> int:
@@ -72,7 +109,9 @@ class ListenersInForce:
     def build(self, config: Listener, seed: int, fault_header: str | None) -> ListenerRuntime:
         """A listener's runtime, not bound yet; what cannot be built is a StartError."""
         try:
-            return ListenerRuntime(config, self.events, seed, fault_header, self._next_conn_id)
+            return ListenerRuntime(
+                config, self.events, seed, fault_header, self._next_conn_id, self.ca_files
+            )
         except Exception as exc:  # a valid profile this server cannot build (an odd seed...)
             raise StartError(f"listener {config.name}: cannot put it in force: {exc}") from None
 
@@ -110,10 +149,10 @@ class ListenersInForce:
         with slot.scope:
             async with trio.open_nursery() as nursery:
                 slot.nursery = nursery
-                await rt.set_mode(rt.config.accept, "profile")
+                await _set_mode(slot, rt.config.accept, "profile")
                 _log_listener(rt, "start")
                 nursery.start_soon(rt.run, nursery)
-                _start_schedule(slot)
+                _start_schedule(slot, self.paused)
                 task_status.started()
 
     async def reconfigure(self, config: Listener, seed: int, fault_header: str | None) -> None:
@@ -123,8 +162,50 @@ class ListenersInForce:
             slot.schedule.cancel()  # before the mode: the old timeline must not race it
             slot.schedule = None
         slot.rt.configure(config, seed, fault_header)
-        await slot.rt.set_mode(config.accept, "profile")
-        _start_schedule(slot)
+        slot.rules_by_api = False
+        await _set_mode(slot, config.accept, "profile")
+        _start_schedule(slot, self.paused)
+
+    # --- what the API changes ----------------------------------------------------------
+
+    async def set_mode(self, name: str, mode: AcceptMode, cause: str) -> None:
+        """Switch a listener's accept mode now, and remember who asked."""
+        self.get(name)
+        await _set_mode(self._slots[name], mode, cause)
+
+    def set_rules(self, name: str, rules: tuple[Rule, ...]) -> None:
+        """Replace a listener's own rules now (fresh `times` and random streams)."""
+        rt = self.get(name)
+        rt.base_rules = rt.set_rules(rules)
+        self._slots[name].rules_by_api = True
+
+    def clear_api_rules(self) -> list[str]:
+        """Put each listener's profile rules back in force where the API replaced them, or a
+        schedule's phase has its own; returns the names of the listeners whose rules changed."""
+        changed = []
+        for name, slot in self._slots.items():
+            rt = slot.rt
+            if slot.rules_by_api:
+                rt.base_rules = rt.set_rules(rt.config.rules)
+                slot.rules_by_api = False
+                changed.append(name)
+            elif rt.rules is not rt.base_rules:
+                rt.rules = rt.base_rules
+                changed.append(name)
+        return changed
+
+    def set_paused(self, paused: bool) -> bool:
+        """Pause (or resume) every schedule's phase changes; False when it was so already."""
+        if paused == self.paused:
+            return False
+        self.paused = paused
+        for slot in self._slots.values():
+            if slot.schedule is not None:
+                if paused:
+                    slot.schedule.pause()
+                else:
+                    slot.schedule.resume()
+        return True
 
     def remove(self, name: str) -> None:
         """Stop a listener: its port closes, its connections get a FIN."""
@@ -157,11 +238,24 @@ class ListenersInForce:
             slot.rt.close()
 
 
-def _start_schedule(slot: _Slot) -> None:
+async def _set_mode(slot: _Slot, mode: AcceptMode, cause: str) -> None:
+    """`set_mode`, remembering who asked: switches are serialised in the order asked, and
+    nothing runs between the end of one and this assignment, so the last one asked is the
+    one remembered."""
+    await slot.rt.set_mode(mode, cause)
+    slot.mode_cause = cause
+
+
+def _start_schedule(slot: _Slot, paused: bool) -> None:
     schedule = slot.rt.config.schedule
     if schedule is None or not schedule.phases or slot.nursery is None:
         return
-    slot.schedule = ScheduleRunner(slot.rt, schedule)
+
+    async def set_mode(mode: AcceptMode, cause: str) -> bool:
+        await _set_mode(slot, mode, cause)
+        return True
+
+    slot.schedule = ScheduleRunner(slot.rt, schedule, set_mode=set_mode, paused=paused)
     slot.schedule.start(slot.nursery)
 
 

@@ -24,6 +24,7 @@ class ReloadCause(str, enum.Enum):
     API = "api"
     SIGHUP = "sighup"
     RELOAD = "reload"  # the Python handle's load()
+    WATCH = "watch"  # `run --watch`: the profile's file changed
 
 
 class Change(str, enum.Enum):

@@ -5,6 +5,11 @@ It prints the `listener ...` and `control ...` lines, stops on SIGINT, SIGTERM o
 what a shell can do to its standard streams: started with standard output closed
 (`>&-`) or piped into a reader that exits (`| true`), it serves all the same, and the
 lines it could not print are in its log (`listener start ...`, `control start ...`).
+
+With `--watch` it also reloads when the profile's file changes (`_watch.py`: a ConfigMap's
+symlink swap included). SIGHUP, `--watch` and `POST /reload` without a body read the file the same
+way, with the same `--bind`/`--port` overrides; a file that is not a valid profile changes
+nothing, and is reported by one log line and one `reload_failed` event.
 """
 
 from __future__ import annotations
@@ -14,17 +19,21 @@ import os
 import resource
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import trio
 
 from ._address import AddressError, parse_hostport
-from ._errors import FaultserverError, ProfileError, StartError, UsageError, find_exception
+from ._errors import FaultserverError, ProfileError, UsageError, find_exception
 from ._event_sink import JsonLinesSink
 from ._events import EventLog
+from ._logformat import formatter
+from ._profile.model import Profile
 from ._reload import ReloadCause
+from ._run_config import BindOverride, apply_binds
 from ._server import Server
+from ._watch import DEFAULT_INTERVAL_S, FileWatch
 
 __all__ = ["RunOptions", "parse_control", "parse_max_duration", "raise_open_file_limit", "run"]
 
@@ -43,6 +52,15 @@ class RunOptions:
     log_level: str = "info"
     max_duration_s: float | None = None
     allow_any_bind: bool = False
+    ca_dir: str | None = None
+    #: reload when the profile's file changes
+    watch: bool = False
+    #: `text` or `json`
+    log_format: str = "text"
+    #: `--bind` and `--port`, applied to the profile at start and at each reload from its file
+    binds: tuple[BindOverride, ...] = ()
+    #: how often `--watch` looks at the file
+    watch_interval_s: float | None = None
 
 
 def parse_control(text: str) -> tuple[str, int]:
@@ -88,12 +106,10 @@ def raise_open_file_limit() -> int:
     return soft
 
 
-def setup_logging(level: str) -> None:
+def setup_logging(level: str, log_format: str = "text") -> None:
     stream = sys.stderr if sys.stderr is not None else open(os.devnull, "w")  # noqa: SIM115
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s level=%(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
-    )
+    handler.setFormatter(formatter(log_format))
     root = logging.getLogger("faultserver")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -131,11 +147,19 @@ def _silence_stdout() -> None:
 
 def run(options: RunOptions) -> int:
     """Serve until a signal or `--max-duration`; 0, or raises a FaultserverError."""
-    setup_logging(options.log_level)
+    # a SIGHUP before the signal receiver is set up (the profile is still being read) would
+    # end the process, SIGHUP's default: ignore it until the receiver takes over
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    setup_logging(options.log_level, options.log_format)
     limit = raise_open_file_limit()
-    from ._profile.load import load_profile_file
+    from ._shipped import STDIN, load_cli_profile, resolve_profile
 
-    profile = load_profile_file(options.profile)
+    watch = None
+    if options.watch:
+        if options.profile == STDIN:
+            raise UsageError("--watch: a profile read from standard input has no file to watch")
+        watch = FileWatch(resolve_profile(options.profile))  # before the first read: no change missed
+    profile = apply_binds(load_cli_profile(options.profile), options.binds)
     sink = _open_sink(options.events)
     server = Server(
         profile,
@@ -144,15 +168,27 @@ def run(options: RunOptions) -> int:
         token=os.environ.get("FAULTSERVER_TOKEN") or None,
         allow_any_bind=options.allow_any_bind,
         followers=[sink.follow] if sink is not None else (),
+        ca_dir=options.ca_dir,
+        source_loader=_source_loader(options),
     )
 
     def announce() -> None:  # once the signals are caught (see serve_until_signal)
-        lines = [f"listener {rt.name} {rt.url} accept={rt.mode.value}" for rt in server.listeners.values()]
+        lines = []
+        for rt in server.listeners.values():
+            lines.append(f"listener {rt.name} {rt.url} accept={rt.mode.value}")
+            if rt.tls is not None and rt.tls.ca_path is not None:
+                lines.append(f"ca {rt.name} {rt.tls.ca_path}")  # the CA a client must trust
+        if server.control_tls is not None and server.control_tls.ca_path is not None:
+            lines.append(f"control-ca {server.control_tls.ca_path}")
         print_lines([*lines, f"control {server.control_url}"])
         log.info("started seed=%s open_file_limit=%d", server.seed, limit)
 
+    async def on_hup() -> None:
+        await reload_from_file(server, ReloadCause.SIGHUP)
+
+    tasks = [] if watch is None else [_watcher(server, watch, options.watch_interval_s)]
     try:
-        trio.run(_serve, server, _reloader(server, options.profile), options.max_duration_s, announce)
+        trio.run(_serve, server, on_hup, options.max_duration_s, announce, tasks)
     except BaseException as exc:
         error = find_exception(exc, FaultserverError)
         if error is not None:
@@ -177,26 +213,64 @@ def _open_sink(path: str | None) -> JsonLinesSink | None:
         raise UsageError(f"--events: cannot open {path}: {exc.strerror}") from None
 
 
-def _reloader(server: Server, path: str) -> Callable[[], Awaitable[None]]:
-    """SIGHUP: the profile file again; an invalid one, or one that cannot start, changes nothing."""
-    from ._profile.load import load_profile_file
+def _source_loader(options: RunOptions) -> Callable[[], Profile] | None:
+    """How the profile's file is read again (a shipped profile by its name again), with the
+    same overrides; None for standard input, which cannot be read twice."""
+    from ._shipped import STDIN, load_cli_profile
 
-    async def reload() -> None:
-        try:
-            new = load_profile_file(path)
-        except ProfileError as exc:
-            # one line, whatever the number of problems
-            log.error(
-                "reload failed source=%s cause=sighup problems=%d (the old profile stays): %s",
-                path, len(exc.problems), " | ".join(str(p) for p in exc.problems),
-            )
-            return
-        try:
-            await server.load(new, ReloadCause.SIGHUP)  # logs the reload line itself
-        except StartError as exc:
-            log.error("reload failed source=%s cause=sighup (the old profile stays): %s", path, exc)
+    if options.profile == STDIN:
+        return None
+    return lambda: apply_binds(load_cli_profile(options.profile), options.binds)
 
-    return reload
+
+async def reload_from_file(server: Server, cause: ReloadCause) -> bool:
+    """SIGHUP and `--watch`: the profile's file again. An invalid one, or one that cannot be
+    put in force, changes nothing: one log line and one `reload_failed` event; False."""
+    source = server.loaded_profile.source
+    if server.source_loader is None:  # `run -`: standard input cannot be read twice
+        from ._shipped import STDIN_SOURCE
+
+        said = "a profile read from standard input cannot be read again; use PUT /profile"
+        log.error(
+            "reload failed source=%s cause=%s (the old profile stays): %s", STDIN_SOURCE, cause.value, said
+        )
+        server.events.emit("reload_failed", source=STDIN_SOURCE, cause=cause.value, problems=0, error=said)
+        return False
+    try:
+        await server.reload_source(cause)  # logs the reload line itself
+    except ProfileError as exc:
+        # one line, whatever the number of problems
+        text = " | ".join(str(p) for p in exc.problems)
+        log.error(
+            "reload failed source=%s cause=%s problems=%d (the old profile stays): %s",
+            source, cause.value, len(exc.problems), text,
+        )
+        server.events.emit(
+            "reload_failed", source=source, cause=cause.value, problems=len(exc.problems), error=text
+        )
+        return False
+    except FaultserverError as exc:  # no file (stdin), a name that names nothing, a port taken
+        log.error("reload failed source=%s cause=%s (the old profile stays): %s", source, cause.value, exc)
+        server.events.emit("reload_failed", source=source, cause=cause.value, problems=0, error=str(exc))
+        return False
+    return True
+
+
+def _watcher(
+    server: Server, watch: FileWatch, interval_s: float | None
+) -> Callable[[], Awaitable[None]]:
+    """`--watch`: a task that reloads the profile each time its file's bytes change."""
+    interval = interval_s if interval_s is not None else DEFAULT_INTERVAL_S
+
+    async def run_watch() -> None:
+        log.info("watch path=%s interval=%gs", watch.path, interval)
+        while True:
+            await trio.sleep(interval)
+            if watch.poll():
+                log.info("watch changed path=%s sha256=%s", watch.path, (watch.digest or "-")[:12])
+                await reload_from_file(server, ReloadCause.WATCH)
+
+    return run_watch
 
 
 async def _serve(
@@ -204,10 +278,15 @@ async def _serve(
     on_hup: Callable[[], Awaitable[None]],
     max_duration_s: float | None,
     on_ready: Callable[[], None],
+    tasks: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
-        await serve_until_signal(server, max_duration_s, on_hup, on_ready)
+        async with trio.open_nursery() as side:  # `--watch`: ends when the server stops
+            for task in tasks:
+                side.start_soon(task)
+            await serve_until_signal(server, max_duration_s, on_hup, on_ready)
+            side.cancel_scope.cancel()
 
 
 async def serve_until_signal(

@@ -17,16 +17,19 @@ from __future__ import annotations
 import enum
 import logging
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import trio
 
 from ._bind_policy import check_api_binds, check_control_bind
+from ._errors import UsageError
 from ._events import EventFollower, EventLog
-from ._in_force import ListenersInForce
-from ._profile.model import AcceptMode, CloseHow, Profile, Rule
+from ._in_force import ListenerInForce, ListenersInForce
+from ._profile.model import AcceptMode, CertificateMode, CloseHow, Profile, Rule
 from ._reload import Change, ReloadCause, plan_reload
+from ._tls.listener import CAFiles, ListenerTLS
 from ._wire.listener import ListenerRuntime
 
 __all__ = ["DEFAULT_MAX_SUBSCRIBERS", "ReloadCause", "Server", "ServerState"]
@@ -55,7 +58,8 @@ class Server:
     `token`, `allowed_hosts` and `max_subscribers` override the profile's `control`
     section; like `control`, they are read at start and stay for the server's life.
     `followers` are tasks started at once in the server's nursery, each following the
-    event log (`--events FILE`, the fixture's `wait_for`).
+    event log (`--events FILE`, the fixture's `wait_for`). `source_loader` reads the
+    profile's file again (SIGHUP, `--watch`, `POST /reload` without a body; None: it has no file).
     """
 
     def __init__(
@@ -70,9 +74,15 @@ class Server:
         allowed_hosts: Sequence[str] | None = None,
         max_subscribers: int | None = None,
         followers: Sequence[EventFollower] = (),
+        ca_dir: str | None = None,
+        source_loader: Callable[[], Profile] | None = None,
     ) -> None:
         self.profile = profile
         self.loaded_profile = profile
+        self.source_loader = source_loader
+        #: when the profile in force was put in force (seconds since the epoch), and by whom
+        self.loaded_at = time.time()
+        self.loaded_cause = "start"
         self.seed = profile.seed if profile.seed is not None else random.SystemRandom().randrange(2**31)
         self.events = events if events is not None else EventLog()
         self.with_admin = with_admin
@@ -90,7 +100,11 @@ class Server:
         self.control_url: str | None = None
         self.state = ServerState.STARTING
         self._followers = tuple(followers)
-        self._in_force = ListenersInForce(self.events)
+        #: where generated TLS CAs go: `ca_dir`, or a private folder removed when the server stops
+        self.ca_files = CAFiles(ca_dir)
+        #: the admin API's own TLS (`control.tls`), made when the server starts
+        self.control_tls: ListenerTLS | None = None
+        self._in_force = ListenersInForce(self.events, self.ca_files)
         self._nursery: trio.Nursery | None = None
         self._stopped = trio.Event()
         self._applying = trio.Lock()  # one profile put in force at a time
@@ -110,12 +124,26 @@ class Server:
         """The listener named `name` (UnknownListenerError naming the ones there are)."""
         return self._in_force.get(name)
 
+    @property
+    def schedule_paused(self) -> bool:
+        """Whether the schedules' phase changes are paused (`POST /schedule/pause`)."""
+        return self._in_force.paused
+
+    def in_force(self) -> list[ListenerInForce]:
+        """Each listener's mode, rules and schedule, and why (`GET /state`; Trio thread)."""
+        return self._in_force.in_force()
+
     # --- life -----------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind everything, start serving, report `self` as started, run until `stop()`."""
         if self.with_admin:
             check_control_bind(*self.control_bind, self.token)
+            tls = self.profile.control.tls
+            if tls is not None:
+                # "control.api": a name no listener can have (its CA file cannot be a listener's)
+                self.control_tls = ListenerTLS("control.api", self.control_bind[0], self.ca_files)
+                self.control_tls.configure(tls)
         runtimes = self._in_force.bind_all(self.profile.listeners, self.seed, self.profile.fault_header)
         self.events.emit("start", seed=self.seed, source=self.profile.source)
         try:
@@ -141,6 +169,7 @@ class Server:
             for rt in runtimes:
                 rt.close()
             self._in_force.close_all()
+            self.ca_files.remove()
             self.state = ServerState.STOPPED
 
     def stop(self) -> None:
@@ -155,22 +184,88 @@ class Server:
 
     async def set_accept(self, name: str, mode: AcceptMode) -> None:
         """Switch a listener's accept mode now; it holds until the next schedule phase."""
-        await self.listener(name).set_mode(mode, "api")
+        await self._in_force.set_mode(name, mode, "api")
 
     def set_rules(self, name: str, rules: tuple[Rule, ...]) -> None:
         """Replace a listener's rules now (fresh `times` and random streams)."""
-        rt = self.listener(name)
-        rt.base_rules = rt.set_rules(rules)
+        self._in_force.set_rules(name, rules)
+
+    def pause_schedule(self, cause: str = "api") -> bool:
+        """Stop every schedule's phase changes; False when they were paused already.
+        Logs a line and emits a `schedule_paused` event (`paused: true`) either way."""
+        return self._set_paused(True, cause)
+
+    def resume_schedule(self, cause: str = "api") -> bool:
+        """Phase changes again (each phase in force runs out the time it had left)."""
+        return self._set_paused(False, cause)
+
+    def _set_paused(self, paused: bool, cause: str) -> bool:
+        changed = self._in_force.set_paused(paused)
+        log.info("schedule %s cause=%s changed=%s", "paused" if paused else "resumed", cause, changed)
+        self.events.emit("schedule_paused", paused=paused, changed=changed, cause=cause)
+        return changed
+
+    async def panic(self) -> dict[str, list[str]]:
+        """The operator's kill switch: pause the schedules, put the profile's own rules back
+        where the API (or a phase) replaced them, and open every listener. Returns the names
+        of the listeners whose mode and whose rules changed."""
+        paused = self._in_force.set_paused(True)
+        rules = self._in_force.clear_api_rules()
+        opened = [name for name, rt in self.listeners.items() if rt.mode is not AcceptMode.OPEN]
+        for name in list(self.listeners):
+            await self._in_force.set_mode(name, AcceptMode.OPEN, "api")
+        log.warning(
+            "panic opened=%s rules_cleared=%s schedule=paused",
+            ",".join(opened) or "-", ",".join(rules) or "-",
+        )
+        self.events.emit("panic", opened=opened, rules_cleared=rules, paused=True)
+        self.events.emit("schedule_paused", paused=True, changed=paused, cause="panic")
+        return {"opened": opened, "rules_cleared": rules}
+
+    async def reload_source(self, cause: ReloadCause = ReloadCause.API) -> Profile:
+        """Read the profile's file again and put it in force (SIGHUP, `--watch`, `POST
+        /reload` without a body). A ProfileError or StartError changes nothing; UsageError when
+        the profile has no file to read again."""
+        if self.source_loader is None:
+            raise UsageError(
+                "this server's profile has no file to read again (it came from standard input "
+                "or from code): send the profile with PUT /profile"
+            )
+        profile = self.source_loader()
+        await self.load(profile, cause)
+        return profile
 
     async def update_listener(
-        self, name: str, *, accept: AcceptMode | None = None, rules: tuple[Rule, ...] | None = None
+        self,
+        name: str,
+        *,
+        accept: AcceptMode | None = None,
+        rules: tuple[Rule, ...] | None = None,
+        certificate: CertificateMode | None = None,
     ) -> None:
-        """`PATCH /listeners/NAME`: new rules, then the new mode (both checked by the caller)."""
+        """`PATCH /listeners/NAME`: a certificate, new rules, then the new mode (each checked
+        by the caller; a certificate for a listener that cannot switch is a UsageError)."""
         self.listener(name)
+        if certificate is not None:
+            self.set_certificate(name, certificate)
         if rules is not None:
             self.set_rules(name, rules)
         if accept is not None:
             await self.set_accept(name, accept)
+
+    def set_certificate(self, name: str, mode: CertificateMode) -> None:
+        """Show a certificate made for `mode` from the next TLS handshake on (`PATCH
+        /listeners/NAME` with `{"tls": {"certificate": ...}}`); UsageError for a listener
+        without TLS or with its own certificate."""
+        rt = self.listener(name)
+        if rt.tls is None or rt.tls.authority is None:
+            raise UsageError(
+                f"listener {name} cannot switch certificates: only a TLS listener with "
+                "generate: true can"
+            )
+        rt.tls.use_certificate(mode)
+        log.info("certificate listener=%s mode=%s", name, mode.value)
+        self.events.emit("certificate", name, mode=mode.value, sha256=rt.tls.describe_sha256(), cause="api")
 
     def drop(self, name: str, how: CloseHow = CloseHow.FIN, idle_only: bool = False) -> int:
         """End a listener's open connections with a FIN or an RST; returns how many."""
@@ -180,10 +275,16 @@ class Server:
         return count
 
     async def reset(self) -> None:
-        """Back to the profile as loaded: modes, rules, times, streams, schedules, counters, events."""
+        """Back to the profile as loaded: modes, rules, times, streams, schedules (running
+        again if paused), counters, events."""
         async with self._applying:
             self.events.clear()
-            await self._apply(self.loaded_profile)
+            was_paused, self._in_force.paused = self._in_force.paused, False  # new schedules run
+            try:
+                await self._apply(self.loaded_profile)
+            except BaseException:
+                self._in_force.paused = was_paused
+                raise
             self._in_force.reset_stats()
             log.info("reset source=%s listeners=%s", self.loaded_profile.source, ",".join(self.listeners))
             self.events.emit("reset", source=self.loaded_profile.source)
@@ -203,6 +304,7 @@ class Server:
                 check_api_binds(profile, self._in_force.binds(), self.allow_any_bind)
             changes = await self._apply(profile)
             self.loaded_profile = profile
+            self.loaded_at, self.loaded_cause = time.time(), cause.value
         names = {change: [n for n, c in changes.items() if c is change] for change in Change}
         log.info(
             "reload source=%s cause=%s kept=%s added=%s removed=%s",

@@ -22,18 +22,24 @@ REPORT_EVENTS = 30
 
 @pytest.fixture
 def faultserver(request: pytest.FixtureRequest) -> Iterator[Callable[..., FaultServer]]:
-    """A factory: `faultserver(profile, keep_binds=False, admin=False)` starts a server.
+    """A factory: `faultserver(profile, keep_binds=False, admin=False, token=None)` starts a server.
 
-    `profile` is a path, YAML text (it has a newline) or a dict. Every server started
-    here stops at the end of the test, passed, failed or interrupted.
+    `profile` is a path, a shipped profile's name (`"fin"`), YAML text (it has a newline)
+    or a dict. `token`: the admin API's token; `faultserver.testing.FROM_ENV` takes
+    FAULTSERVER_TOKEN's value (never read otherwise). Every server started here stops at
+    the end of the test, passed, failed or interrupted.
     """
-    from .testing import FaultServer, load_source
+    from .testing import FaultServer, load_source, resolve_token
 
     servers: list[FaultServer] = []
     request.node.stash[_SERVERS] = servers
 
-    def start(profile: Any, *, keep_binds: bool = False, admin: bool = False) -> FaultServer:
-        server = FaultServer(load_source(profile, keep_binds=keep_binds), admin=admin)
+    def start(
+        profile: Any, *, keep_binds: bool = False, admin: bool = False, token: Any = None
+    ) -> FaultServer:
+        server = FaultServer(
+            load_source(profile, keep_binds=keep_binds), admin=admin, token=resolve_token(token)
+        )
         server.start()
         servers.append(server)
         return server

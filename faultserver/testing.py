@@ -9,6 +9,10 @@ may be synchronous, asyncio or Trio. `running()` and `serve()` (its async twin) 
 the pytest fixture all hand out the same `FaultServer` handle, which can do what the
 admin API can, without HTTP. Listeners are rebound to 127.0.0.1 on free ports unless
 `keep_binds=True`, so tests can run in parallel.
+
+A profile is a path, the name of a shipped profile (`"fin"`; a path that exists wins),
+YAML text (it has a newline), a dict or a `Profile`. The async parts (`serve()`,
+`wait_for_async`) run under asyncio and Trio alike (through anyio).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -27,12 +32,13 @@ import trio
 from ._choices import parse_accept, parse_how
 from ._errors import FaultserverError, ProfileError, StartError, UsageError
 from ._events import Event, EventLog
-from ._profile.model import Profile, Rule
+from ._profile.model import CertificateMode, Profile, Rule
 
 if TYPE_CHECKING:
     from ._wire.listener import ListenerRuntime
 
 __all__ = [
+    "FROM_ENV",
     "FaultServer",
     "FaultserverError",
     "ListenerHandle",
@@ -55,9 +61,34 @@ STOP_TIMEOUT_S = 5.0
 LOCAL_HOST = "127.0.0.1"
 
 
+class _FromEnv:
+    def __repr__(self) -> str:
+        return "FROM_ENV"
+
+
+#: `token=FROM_ENV`: the admin API's token is the environment's FAULTSERVER_TOKEN (which is
+#: read only when asked this way, so a token set for a CLI run does not leak into tests).
+FROM_ENV: Any = _FromEnv()
+
+#: What `token=` takes: a token, None (the profile's `control.token`, if any), or FROM_ENV.
+Token = str | None | _FromEnv
+
+
+def resolve_token(token: Token) -> str | None:
+    """The token to hand to the server: `FROM_ENV` reads FAULTSERVER_TOKEN, which must be set."""
+    if not isinstance(token, _FromEnv):
+        return token
+    value = os.environ.get("FAULTSERVER_TOKEN")
+    if not value:
+        raise UsageError("token=FROM_ENV: FAULTSERVER_TOKEN is not set (or empty)")
+    return value
+
+
 def load_source(source: ProfileSource, keep_binds: bool = False) -> Profile:
-    """A profile from a path, YAML text (it has a newline), a dict or a `Profile`."""
+    """A profile from a path, a shipped profile's name, YAML text (it has a newline), a dict
+    or a `Profile`."""
     from ._profile.load import load_profile_data, load_profile_file, load_profile_text
+    from ._shipped import find_shipped, not_found_message
 
     if isinstance(source, Profile):
         profile = source
@@ -68,8 +99,10 @@ def load_source(source: ProfileSource, keep_binds: bool = False) -> Profile:
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
-            where = "" if path.is_absolute() else f" (relative to {os.getcwd()})"
-            raise UsageError(f"profile not found: {os.fspath(source)}{where}")
+            shipped = find_shipped(os.fspath(source)) if not path.exists() else None
+            if shipped is None:
+                raise UsageError(not_found_message(os.fspath(source)))
+            path = Path(shipped)
         profile = load_profile_file(os.fspath(path))
     else:
         raise UsageError(
@@ -144,10 +177,28 @@ class ListenerHandle:
 
     @property
     def retry_count(self) -> int:
+        """Retries (see `FaultServer.retries`)."""
         return self._rt.stats.retries
 
+    @property
+    def repeat_count(self) -> int:
+        """Requests seen again on another connection, for any reason (`retries(all_repeats=True)`)."""
+        return self._rt.stats.repeats
+
+    @property
+    def ca_path(self) -> str | None:
+        """The PEM file of a TLS listener's generated CA, for clients to trust (None: plain
+        TCP, or the listener's own certificate)."""
+        tls = self._rt.tls
+        return tls.ca_path if tls is not None else None
+
     def faults(self) -> dict[str, int]:
+        """Faults by action; a plain `respond` that only waited is a delay, not a fault."""
         return self._rt.stats.faults_by_action()
+
+    def delayed(self) -> dict[str, int]:
+        """Rules that waited before acting (a `delay`, or the `delay` action), by action."""
+        return self._rt.stats.delayed_by_action()
 
     def info(self) -> dict[str, Any]:
         """What GET /listeners says of this listener."""
@@ -315,6 +366,19 @@ class FaultServer:
             parsed = load_rules(data, listener, source="<set_rules>")
         self._call_sync(self._server.set_rules, listener, parsed)
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts every TLS listener's generated CA (httpx `verify=`,
+        aiohttp `ssl=`; requests takes `verify=srv["NAME"].ca_path`)."""
+        context = ssl.create_default_context()
+        for handle in self.listeners.values():
+            if handle.ca_path is not None:
+                context.load_verify_locations(cafile=handle.ca_path)
+        return context
+
+    def set_certificate(self, listener: str, mode: str) -> None:
+        """Show a certificate made for `mode` (`expired`...) from the next handshake on."""
+        self._call_sync(self._server.set_certificate, listener, CertificateMode(mode))
+
     def drop(self, listener: str | None = None, how: str = "fin", idle_only: bool = False) -> int:
         """End open connections with FIN or RST, as a backend restart does."""
         name = self._name(listener)
@@ -331,6 +395,28 @@ class FaultServer:
         """Back to the profile as loaded: modes, rules, times, streams, counters, events."""
         self._call(self._server.reset)
 
+    def state(self) -> dict[str, Any]:
+        """What is in force now and why, as `GET /state` answers."""
+        from ._admin.views import state_view
+
+        state: dict[str, Any] = self._call_sync(state_view, self._server)
+        return state
+
+    def pause_schedule(self) -> bool:
+        """Stop every schedule's phase changes (`POST /schedule/pause`); False if paused already."""
+        paused: bool = self._call_sync(self._server.pause_schedule)
+        return paused
+
+    def resume_schedule(self) -> bool:
+        """Phase changes again (`POST /schedule/resume`); False if they were not paused."""
+        resumed: bool = self._call_sync(self._server.resume_schedule)
+        return resumed
+
+    def panic(self) -> dict[str, list[str]]:
+        """Every listener open, the API's rules gone, the schedules paused (`POST /panic`)."""
+        done: dict[str, list[str]] = self._call(self._server.panic)
+        return done
+
     # --- observing ------------------------------------------------------------------
 
     async def _follow_events(self, log: EventLog) -> None:
@@ -342,9 +428,15 @@ class FaultServer:
             with self._cond:
                 self._cond.notify_all()
 
-    def events(self, **filters: Any) -> list[Event]:
-        """Events so far whose fields equal every filter: `events(type="fault", action="close")`."""
-        return self.events_log.select(**filters)
+    def events(
+        self, *, since: int = 0, limit: int | None = None, newest: int | None = None, **filters: Any
+    ) -> list[Event]:
+        """Events so far whose fields equal every filter: `events(type="fault", action="close")`.
+
+        A tuple is any of its values (`type=("fault", "drop")`); `type`, `action`, `how`...
+        ignore case. `since`: only events with a greater id; `limit`: the first N of them;
+        `newest`: the newest N. `GET /events` takes the same filters."""
+        return self.events_log.select(since=since, limit=limit, newest=newest, **filters)
 
     def wait_for(self, timeout: float = 5.0, **filters: Any) -> Event:
         """The first event matching `filters`, waiting up to `timeout` seconds for it.
@@ -375,10 +467,14 @@ class FaultServer:
                 self._cond.wait(left)
 
     async def wait_for_async(self, timeout: float = 5.0, **filters: Any) -> Event:
-        """`wait_for` for Trio code: waits in a worker thread, not blocking the caller's loop."""
-        return await trio.to_thread.run_sync(
+        """`wait_for` for async code, asyncio or Trio: waits in a worker thread, not blocking
+        the caller's loop. Cancelling it stops the wait at once."""
+        import anyio.to_thread
+
+        event: Event = await anyio.to_thread.run_sync(
             lambda: self.wait_for(timeout, **filters), abandon_on_cancel=True
         )
+        return event
 
     def requests(self, listener: str | None = None) -> list[Event]:
         """The requests the server read, in order (their `request` events)."""
@@ -387,9 +483,15 @@ class FaultServer:
             filters["listener"] = listener
         return self.events(**filters)
 
-    def retries(self, listener: str | None = None) -> list[Event]:
-        """Requests seen again on a new connection (same fingerprint), in order."""
-        return [e for e in self.requests(listener) if e.get("retry")]
+    def retries(self, listener: str | None = None, *, all_repeats: bool = False) -> list[Event]:
+        """Requests sent again on a new connection after a fault, or after their connection
+        ended before the answer (same fingerprint), in order. A request answered, then sent
+        again (twenty clients asking the same GET), is no retry.
+
+        `all_repeats=True`: every request seen again on another connection than the one that
+        last sent it, whatever happened to it (what `retries()` counted before 0.2)."""
+        key = "repeat" if all_repeats else "retry"
+        return [e for e in self.requests(listener) if e.get(key)]
 
     def events_tail(self, n: int = 30) -> str:
         """The listeners and the newest `n` events, one line each (a failing test's report)."""
@@ -457,9 +559,14 @@ def running(
     *,
     keep_binds: bool = False,
     admin: bool = False,
+    token: Token = None,
 ) -> Iterator[FaultServer]:
-    """Run a faultserver for the `with` block (any synchronous code)."""
-    server = FaultServer(load_source(profile, keep_binds=keep_binds), admin=admin)
+    """Run a faultserver for the `with` block (any synchronous code).
+
+    `token`: the admin API's token (`FROM_ENV`: FAULTSERVER_TOKEN's value)."""
+    server = FaultServer(
+        load_source(profile, keep_binds=keep_binds), admin=admin, token=resolve_token(token)
+    )
     server.start()
     try:
         yield server
@@ -473,12 +580,18 @@ async def serve(
     *,
     keep_binds: bool = False,
     admin: bool = False,
+    token: Token = None,
 ) -> AsyncIterator[FaultServer]:
-    """`running()` for Trio code (pytest-trio): starts and stops without blocking the loop."""
-    server = FaultServer(load_source(profile, keep_binds=keep_binds), admin=admin)
-    await trio.to_thread.run_sync(server.start)
+    """`running()` for async code, asyncio or Trio: starts and stops without blocking the loop."""
+    import anyio
+    import anyio.to_thread
+
+    server = FaultServer(
+        load_source(profile, keep_binds=keep_binds), admin=admin, token=resolve_token(token)
+    )
+    await anyio.to_thread.run_sync(server.start)
     try:
         yield server
     finally:
-        with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(server.stop)
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(server.stop)

@@ -20,15 +20,17 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from .._errors import FaultserverError
-from .._metrics import render_prometheus
+from .._errors import FaultserverError, UsageError
+from .._metrics import render_prometheus, render_state_metrics
+from .._profile.model import AcceptMode
 from .._reload import ReloadCause
 from . import parse
 from .errors import error_response, json_response
 from .guard import RequestGuard, RequestHead
+from .parse import check_query
 from .protocol import AdminServer
 from .streams import EventStreams
-from .views import listener_view
+from .views import listener_view, state_view
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -77,15 +79,21 @@ class _Routes:
             ("POST", "/listeners/<name>/drop", self.drop),
             ("GET", "/profile", self.get_profile),
             ("PUT", "/profile", self.put_profile),
+            ("POST", "/reload", self.reload),
             ("GET", "/events", self.events),
             ("GET", "/events/stream", self.events_stream),
             ("POST", "/reset", self.reset),
             ("GET", "/metrics", self.metrics),
+            ("GET", "/state", self.state),
+            ("POST", "/schedule/pause", self.pause),
+            ("POST", "/schedule/resume", self.resume),
+            ("POST", "/panic", self.panic),
         ]
 
     @cached_property
     def _guard(self) -> RequestGuard:
-        return RequestGuard(self.server.token, self.server.allowed_hosts)
+        scheme = "https" if self.server.control_tls is not None else "http"
+        return RequestGuard(self.server.token, self.server.allowed_hosts, scheme)
 
     @cached_property
     def _streams(self) -> EventStreams:
@@ -119,8 +127,10 @@ class _Routes:
 
     async def patch_listener(self, name: str) -> Response:
         self.server.listener(name)  # 404 before the body is looked at
-        accept, rules = parse.listener_update(parse.json_body(await _body()), name)
-        await self.server.update_listener(name, accept=accept, rules=rules)
+        update = parse.listener_update(parse.json_body(await _body()), name)
+        await self.server.update_listener(
+            name, accept=update.accept, rules=update.rules, certificate=update.certificate
+        )
         return json_response(listener_view(self.server.listener(name)))
 
     async def drop(self, name: str) -> Response:
@@ -130,24 +140,58 @@ class _Routes:
         return json_response({"dropped": count, "how": how.value, "idle_only": idle_only})
 
     async def get_profile(self) -> Response:
-        return json_response(self.server.profile.raw)
+        # the profile as loaded, not what the API changed since: GET /state says that
+        resp = json_response(self.server.profile.raw)
+        resp.headers["x-faultserver-profile"] = "as-loaded (what is in force now: GET /state)"
+        return resp
+
+    async def state(self) -> Response:
+        check_query("GET /state", list(request.args), [])
+        return json_response(state_view(self.server))
+
+    async def pause(self) -> Response:
+        _no_body(await _body())
+        changed = self.server.pause_schedule()
+        return json_response({"paused": True, "changed": changed})
+
+    async def resume(self) -> Response:
+        _no_body(await _body())
+        changed = self.server.resume_schedule()
+        return json_response({"paused": False, "changed": changed})
+
+    async def panic(self) -> Response:
+        _no_body(await _body())
+        done = await self.server.panic()
+        return json_response({"panic": True, "paused": True, **done})
 
     async def put_profile(self) -> Response:
         profile = parse.profile_body(await _body())
         await self.server.load(profile, ReloadCause.API, check_binds=True)
         return await self.listeners()
 
+    async def reload(self) -> Response:
+        """No body: read the server's own profile file again, as SIGHUP does; or
+        `{"profile": NAME}`: a shipped profile by its name."""
+        raw = await _body()
+        if not raw.strip():
+            await self.server.reload_source(ReloadCause.API)
+        else:
+            profile = parse.reload_request(parse.json_body(raw))
+            await self.server.load(profile, ReloadCause.API, check_binds=True)
+        return await self.listeners()
+
     async def events(self) -> Response:
-        since = parse.query_count("since", request.args.get("since")) or 0
-        limit = parse.query_count("limit", request.args.get("limit"))
-        return Response(self._streams.page_body(since, limit), content_type="application/json")
+        query = parse.events_query(_query())
+        body = await self._streams.page_body(query.since or 0, query.limit, query.newest, query.wanted)
+        return Response(body, content_type="application/json")
 
     async def events_stream(self) -> Response:
         # ?since=ID, or the Last-Event-ID a reconnecting EventSource sends; default: live only
-        since = parse.query_count("since", request.args.get("since"))
+        query = parse.events_query(_query(), paging=False)
+        since = query.since
         if since is None:
             since = parse.query_count("Last-Event-ID", request.headers.get("last-event-id") or None)
-        resp = Response(self._streams.open(since), content_type="text/event-stream")
+        resp = Response(self._streams.open(since, query.wanted), content_type="text/event-stream")
         resp.headers["cache-control"] = "no-cache"
         resp.timeout = None
         return resp
@@ -158,7 +202,27 @@ class _Routes:
 
     async def metrics(self) -> Response:
         text = render_prometheus((name, rt.stats) for name, rt in self.server.listeners.items())
+        in_force = self.server.in_force()
+        text += render_state_metrics(
+            [(item.rt.name, item.rt.mode.value) for item in in_force],
+            [(item.rt.name, item.schedule.phases, item.schedule.phase)
+             for item in in_force if item.schedule is not None],
+            self.server.schedule_paused,
+            [mode.value for mode in AcceptMode],
+        )
         return Response(text, content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _no_body(raw: bytes) -> None:
+    """An endpoint that takes no body: none, or an empty JSON object."""
+    body = parse.json_body(raw)
+    if body != {}:
+        raise UsageError(f"this endpoint takes no body (or {{}}), got {parse.show(body)}")
+
+
+def _query() -> dict[str, list[str]]:
+    """The query parameters, each with every value it was given."""
+    return {name: request.args.getlist(name) for name in request.args}
 
 
 async def _body() -> bytes:

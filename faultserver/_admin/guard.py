@@ -15,7 +15,8 @@ In order:
    `control.allowed_hosts`; the port must be the admin API's.
 3. `Origin` (403). Browsers send it on every cross-origin write (and `null` from sandboxed
    pages and files): a request that carries one must come from the admin API's own
-   origin, `http://` + an allowed host + its port. Scripts (curl, httpx) send none.
+   origin, `http://` (`https://` over TLS) + an allowed host + its port. Scripts (curl,
+   httpx) send none.
 4. The token (401), compared in constant time as bytes: a header arrives as Latin-1 text,
    so its bytes are recovered with Latin-1 and compared with the token's UTF-8 bytes.
 5. A write with a body must say its type (415): `application/json`, or a YAML type for
@@ -76,10 +77,14 @@ class Refusal:
 class RequestGuard:
     """The checks of the module docstring for one admin API."""
 
-    def __init__(self, token: str | None, allowed_hosts: Collection[str] = ()) -> None:
+    def __init__(
+        self, token: str | None, allowed_hosts: Collection[str] = (), scheme: str = "http"
+    ) -> None:
         # surrogateescape: FAULTSERVER_TOKEN may hold bytes that are not UTF-8
         self._token = token.encode("utf-8", "surrogateescape") if token else None
         self._allowed_hosts = frozenset(name.lower().rstrip(".") for name in allowed_hosts)
+        #: the admin API's own scheme (`https` over `control.tls`): the only one an Origin may have
+        self._scheme = scheme
 
     def check(self, head: RequestHead) -> Refusal | None:
         if head.method in ("GET", "HEAD") and head.path in PROBES:
@@ -122,7 +127,7 @@ class RequestGuard:
             parts, port = None, None
         if (
             parts is not None
-            and parts.scheme == "http"
+            and parts.scheme == self._scheme
             and parts.hostname is not None
             and self.host_allowed(parts.hostname, port, head.local)
         ):

@@ -8,19 +8,27 @@ parsed with a depth limit: a body of a million `[` would otherwise end in Recurs
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .._choices import parse_accept, parse_how
 from .._errors import ProfileError, UsageError
-from .._profile.model import AcceptMode, CloseHow, Profile, Rule
+from .._events import EventFilter
+from .._profile.model import AcceptMode, CertificateMode, CloseHow, Profile, Rule
 
 __all__ = [
+    "EVENT_FIELDS",
     "MAX_JSON_DEPTH",
+    "EventQuery",
+    "check_query",
     "drop_request",
+    "events_query",
     "json_body",
     "listener_update",
     "profile_body",
     "query_count",
+    "reload_request",
     "show",
 ]
 
@@ -65,16 +73,40 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def listener_update(body: Any, listener: str) -> tuple[AcceptMode | None, tuple[Rule, ...] | None]:
-    """`PATCH /listeners/NAME`: `{"accept": MODE}` and/or `{"rules": [...]}`, both checked."""
+@dataclass(frozen=True, slots=True)
+class ListenerUpdate:
+    """What a `PATCH /listeners/NAME` asks for (None: leave it as it is)."""
+
+    accept: AcceptMode | None = None
+    rules: tuple[Rule, ...] | None = None
+    certificate: CertificateMode | None = None
+
+
+def listener_update(body: Any, listener: str) -> ListenerUpdate:
+    """`PATCH /listeners/NAME`: `{"accept": MODE}`, `{"rules": [...]}` and/or
+    `{"tls": {"certificate": MODE}}`, each checked."""
     if not isinstance(body, dict) or not body:
-        raise UsageError("expected a JSON object with 'accept' and/or 'rules'")
-    unknown = sorted(set(body) - {"accept", "rules"})
+        raise UsageError("expected a JSON object with 'accept', 'rules' and/or 'tls'")
+    unknown = sorted(set(body) - {"accept", "rules", "tls"})
     if unknown:
-        raise UsageError(f"unknown key {unknown[0][:SHOWN_CHARS]!r} (expected 'accept' and/or 'rules')")
+        raise UsageError(
+            f"unknown key {unknown[0][:SHOWN_CHARS]!r} (expected 'accept', 'rules' and/or 'tls')"
+        )
     accept = parse_accept(body["accept"], show) if "accept" in body else None
     rules = _rules(body["rules"], listener) if "rules" in body else None
-    return accept, rules
+    certificate = _certificate(body["tls"]) if "tls" in body else None
+    return ListenerUpdate(accept, rules, certificate)
+
+
+def _certificate(tls: Any) -> CertificateMode:
+    """`{"certificate": MODE}`: the certificate a generated TLS listener shows from now on."""
+    if not isinstance(tls, dict) or set(tls) != {"certificate"}:
+        raise UsageError('tls: expected {"certificate": MODE}')
+    modes = [m.value for m in CertificateMode]
+    value = tls["certificate"]
+    if not isinstance(value, str) or value.lower() not in modes:
+        raise UsageError(f"tls.certificate: expected one of {', '.join(modes)}, got {show(value)}")
+    return CertificateMode(value.lower())
 
 
 def _rules(data: Any, listener: str) -> tuple[Rule, ...]:
@@ -122,3 +154,86 @@ def query_count(name: str, value: str | None) -> int | None:
     if number < 0:
         raise UsageError(f"{name} must be an integer 0 or more, got {value[:SHOWN_CHARS]!r}")
     return number
+
+
+#: The event fields `GET /events` (and `/events/stream`) filter on, and the type of each.
+EVENT_FIELDS: Mapping[str, type] = {
+    "type": str,
+    "listener": str,
+    "conn": int,
+    "peer": str,
+    "method": str,
+    "path": str,
+    "fingerprint": str,
+    "rule": str,
+    "action": str,
+    "status": int,
+    "how": str,
+    "accept": str,
+    "cause": str,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """`GET /events?...`: where to start, how many, and which events."""
+
+    since: int | None
+    limit: int | None
+    newest: int | None
+    wanted: EventFilter
+
+
+def check_query(endpoint: str, given: Collection[str], allowed: Sequence[str]) -> None:
+    """A UsageError naming the first query parameter of `given` that is not `allowed`."""
+    for name in given:
+        if name not in allowed:
+            expected = f"expected: {', '.join(allowed)}" if allowed else "it takes none"
+            raise UsageError(f"unknown query parameter {name[:SHOWN_CHARS]!r} for {endpoint} ({expected})")
+
+
+def events_query(args: Mapping[str, list[str]], *, paging: bool = True) -> EventQuery:
+    """The query of `GET /events` (`paging`) or `GET /events/stream` (`since` and filters).
+
+    A filter given several times matches any of its values: `type=fault&type=drop`.
+    """
+    counts = ("since", "limit", "newest") if paging else ("since",)
+    check_query(
+        "GET /events" if paging else "GET /events/stream", list(args), [*counts, *EVENT_FIELDS]
+    )
+    numbers: dict[str, int | None] = {}
+    for name in counts:
+        values = args.get(name, [])
+        if len(values) > 1:
+            raise UsageError(f"{name} given {len(values)} times (expected it once)")
+        numbers[name] = query_count(name, values[0]) if values else None
+    if numbers.get("limit") is not None and numbers.get("newest") is not None:
+        raise UsageError("limit and newest do not go together (limit pages from since; newest: the newest N)")
+    filters: dict[str, Any] = {}
+    for name, values in args.items():
+        kind = EVENT_FIELDS.get(name)
+        if kind is not None:
+            filters[name] = tuple(query_count(name, v) if kind is int else v for v in values)
+    return EventQuery(numbers["since"], numbers.get("limit"), numbers.get("newest"), EventFilter.of(filters))
+
+
+def reload_request(body: Any) -> Profile:
+    """`POST /reload`: `{"profile": NAME}`, a shipped profile by its name.
+
+    Names only: no endpoint reads a file the caller names (a profile's text goes to
+    `PUT /profile`)."""
+    from .._profile.load import load_profile_file
+    from .._shipped import find_shipped, is_name, shipped_names
+
+    if not isinstance(body, dict) or set(body) != {"profile"}:
+        raise UsageError('expected a JSON object such as {"profile": "fin"}')
+    name = body["profile"]
+    if not isinstance(name, str) or not is_name(name):
+        raise UsageError(
+            f"profile must be a shipped profile's name, got {show(name)} "
+            "(to load a profile of your own, PUT /profile with its text)"
+        )
+    path = find_shipped(name)
+    if path is None:
+        raise UsageError(f"no shipped profile named {show(name)} (shipped: {', '.join(shipped_names())})")
+    return load_profile_file(path)

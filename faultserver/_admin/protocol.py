@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .._events import EventLog
-from .._profile.model import AcceptMode, CloseHow, Profile, Rule
+from .._profile.model import AcceptMode, CertificateMode, CloseHow, Profile, Rule
 from .._reload import ReloadCause
+from .._tls.listener import ListenerTLS
 from .._wire.listener import ListenerRuntime
+
+if TYPE_CHECKING:
+    from .._in_force import ListenerInForce
 
 __all__ = ["AdminServer"]
 
@@ -28,6 +32,9 @@ class AdminServer(Protocol):
     def max_subscribers(self) -> int: ...
 
     @property
+    def control_tls(self) -> ListenerTLS | None: ...
+
+    @property
     def events(self) -> EventLog: ...
 
     @property
@@ -42,7 +49,12 @@ class AdminServer(Protocol):
     def listener(self, name: str) -> ListenerRuntime: ...
 
     async def update_listener(
-        self, name: str, *, accept: AcceptMode | None = None, rules: tuple[Rule, ...] | None = None
+        self,
+        name: str,
+        *,
+        accept: AcceptMode | None = None,
+        rules: tuple[Rule, ...] | None = None,
+        certificate: CertificateMode | None = None,
     ) -> None: ...
 
     def drop(self, name: str, how: CloseHow = CloseHow.FIN, idle_only: bool = False) -> int: ...
@@ -52,3 +64,24 @@ class AdminServer(Protocol):
     ) -> None: ...
 
     async def reset(self) -> None: ...
+
+    # --- staging operations: what is in force, pause, panic -----------------------------
+
+    @property
+    def loaded_at(self) -> float: ...
+
+    @property
+    def loaded_cause(self) -> str: ...
+
+    @property
+    def schedule_paused(self) -> bool: ...
+
+    def in_force(self) -> list[ListenerInForce]: ...
+
+    def pause_schedule(self, cause: str = ...) -> bool: ...
+
+    def resume_schedule(self, cause: str = ...) -> bool: ...
+
+    async def panic(self) -> dict[str, list[str]]: ...
+
+    async def reload_source(self, cause: ReloadCause = ...) -> Profile: ...

@@ -122,6 +122,8 @@ def _socket_stream_of(send: Any) -> trio.SocketStream | None:
         if owner is None:
             return None
         stream = getattr(owner, "stream", None)
+        if isinstance(stream, trio.SSLStream):  # the admin API over TLS: the socket under it
+            stream = stream.transport_stream
         if isinstance(stream, trio.SocketStream):
             return stream
         fn = getattr(owner, "send", None)
@@ -187,7 +189,8 @@ async def serve_admin(
     """Serve the admin API until cancelled; reports its base URL as started."""
     host, port = server.control_bind  # Server.run refused a public one without a token
     listening = _bind(host, port)
-    url = url_of("http", host, listening.getsockname()[1])
+    tls = server.control_tls
+    url = url_of("https" if tls is not None else "http", host, listening.getsockname()[1])
     config = _hypercorn_config()
     asgi = AdminASGI(create_app(server))
     app = wrap_app(asgi, config.wsgi_max_body_size, "asgi")
@@ -203,10 +206,17 @@ async def serve_admin(
             task_status.started(url)
 
             async def serve_connection(client: socket.socket) -> None:
-                stream = trio.SocketStream(trio.socket.from_stdlib_socket(client))
+                stream: trio.abc.Stream = trio.SocketStream(trio.socket.from_stdlib_socket(client))
+                if tls is not None:  # Hypercorn shakes hands (ssl_handshake_timeout)
+                    stream = trio.SSLStream(stream, tls.context, server_side=True, https_compatible=True)
                 state = ConnectionState(lifespan_state.copy())
-                # Hypercorn annotates the stream as SSLStream, and handles a plain one too
-                await TCPServer(app, config, context, state, stream).run()  # type: ignore[arg-type]
+                try:
+                    # Hypercorn annotates the stream as SSLStream, and handles a plain one too
+                    await TCPServer(app, config, context, state, stream).run()  # type: ignore[arg-type]
+                finally:
+                    # after a failed TLS handshake Hypercorn returns without closing the
+                    # socket (it would stay open until collected): close it here, always
+                    await trio.aclose_forcefully(stream)
 
             try:
                 await _accept_forever(listening, nursery, serve_connection)

@@ -35,12 +35,14 @@ from typing import Any
 import trio
 
 from .._errors import CapacityError
-from .._events import Entry, EventLog, Page, as_event, event_id
+from .._events import Entry, EventFilter, EventLog, Page, as_event, event_id, select_events
 
 __all__ = ["DEFAULT_LIMIT", "EventStreams", "FrameCache"]
 
 #: `GET /events` without `limit` answers at most this many events.
 DEFAULT_LIMIT = 1000
+#: No filter: every event.
+_ANY = EventFilter()
 #: Events encoded per piece of a streamed `GET /events` answer.
 PIECE = 200
 #: An SSE reader sends at most one chunk this often (events in between are batched) ...
@@ -92,28 +94,71 @@ class EventStreams:
 
     # --- GET /events ------------------------------------------------------------------
 
-    def page_body(self, since: int, limit: int | None) -> bytes | AsyncIterator[bytes]:
+    async def page_body(
+        self,
+        since: int,
+        limit: int | None,
+        newest: int | None = None,
+        wanted: EventFilter = _ANY,
+    ) -> bytes | AsyncIterator[bytes]:
         """The answer's body: bytes for a small page, pieces for a large one."""
-        page = self.log.page(since, DEFAULT_LIMIT if limit is None else limit)
+        if wanted or newest is not None:
+            page = await self._filtered_page(since, limit, newest, wanted)
+        else:
+            page = self.log.page(since, DEFAULT_LIMIT if limit is None else limit)
         if len(page.entries) <= PIECE:
             body = {"events": [as_event(e) for e in page.entries], **_page_fields(page)}
             return (json.dumps(body, default=str) + "\n").encode()
         return _page_pieces(page)
 
+    async def _filtered_page(
+        self, since: int, limit: int | None, newest: int | None, wanted: EventFilter
+    ) -> Page:
+        """The events after `since` that `wanted` matches: the first `limit` (a page, whose
+        `next` is where the next page starts), or the newest `newest` (then `more` is false).
+        Every event kept may be looked at: a checkpoint every `PIECE` of them."""
+        snapshot = self.log.page(since)
+        entries = snapshot.entries
+        end = snapshot.next_since  # the newest id looked at; since + missed when none
+        found: list[Entry] = []
+        more = False
+        if newest is not None:
+            for start in range(len(entries), 0, -PIECE):
+                found[:0] = select_events(entries[max(0, start - PIECE) : start], wanted, newest=newest)
+                del found[: max(0, len(found) - newest)]
+                if len(found) >= newest:
+                    break
+                await trio.lowlevel.checkpoint()
+        elif limit == 0:
+            end, more = since + snapshot.missed, bool(entries)
+        else:
+            cap = DEFAULT_LIMIT if limit is None else limit
+            for index, entry in enumerate(entries):
+                if len(found) >= cap:  # the page is full, and this event is not looked at
+                    end, more = event_id(found[-1]), True
+                    break
+                event = as_event(entry)
+                if wanted.matches(event):
+                    found.append(event)
+                if index % PIECE == PIECE - 1:
+                    await trio.lowlevel.checkpoint()
+        return Page(found, snapshot.missed, end, more)
+
     # --- GET /events/stream -----------------------------------------------------------
 
-    def open(self, since: int | None) -> AsyncIterator[bytes]:
-        """A new reader's stream from `since` (None: live only); CapacityError when full."""
+    def open(self, since: int | None, wanted: EventFilter = _ANY) -> AsyncIterator[bytes]:
+        """A new reader's stream from `since` (None: live only), of the events `wanted`
+        matches; CapacityError when full."""
         if len(self._readers) >= self.max_subscribers:
             raise CapacityError(
                 f"too many event stream readers: at most {self.max_subscribers} at once "
                 "(control.max_subscribers); try again later"
             )
-        stream = self._stream(self.log.last_id if since is None else since)
+        stream = self._stream(self.log.last_id if since is None else since, wanted)
         self._readers.add(stream)
         return stream
 
-    async def _stream(self, since: int) -> AsyncIterator[bytes]:
+    async def _stream(self, since: int, wanted: EventFilter) -> AsyncIterator[bytes]:
         # counted in `_readers` for as long as the generator object lives (a WeakSet)
         log = self.log
         cursor = since
@@ -137,7 +182,10 @@ class EventStreams:
                 live = not page.more
             cursor = page.next_since
             chunk = sse_frame("missed", {"missed": page.missed}) if page.missed else b""
-            chunk += self.cache.frames(page.entries)
+            entries = page.entries
+            if wanted:
+                entries = [e for e in entries if wanted.matches(as_event(e))]
+            chunk += self.cache.frames(entries)
             sent_at = trio.current_time()
             if chunk:
                 yield chunk

@@ -31,7 +31,7 @@ from .._profile.actions import (
     unknown_action_key,
 )
 from .._profile.describe import choice_problem, describe_value, expected_integer, short_text
-from .._profile.model import Action, ActionName, Body, Framing, Limits, Rule
+from .._profile.model import Action, ActionName, Body, Framing, GoawayThen, H2Error, LastStream, Limits, Rule
 from .._profile.units import (
     MAX_COUNT,
     MAX_NUMBER_CHARS,
@@ -54,7 +54,7 @@ MAX_CACHED_CHARS = 1024
 _INT = re.compile(r"-?[0-9]+")
 _FLOAT = re.compile(r"-?[0-9]*\.[0-9]+")
 #: Kinds of values that a `KEY=VALUE` cannot spell.
-_NOT_IN_HEADER = {ValueKind.HEADERS}
+_NOT_IN_HEADER = {ValueKind.HEADERS, ValueKind.GRPC}
 #: Keys the header cannot set: a rule's own (but `delay`), and keys of such kinds.
 _FIXED_KEYS = (frozenset(RULE_KEYS) - {"delay"}) | {
     key for spec in ACTIONS.values() for key, k in spec.keys.items() if k.kind in _NOT_IN_HEADER
@@ -201,13 +201,16 @@ def _integer(text: str, low: int, high: int) -> int:
 
 def _choice(text: str, options: Sequence[str], what: str) -> str:
     value = _number(text)
-    if isinstance(value, str) and value in options:
-        return value
+    if isinstance(value, str) and value.lower() in options:
+        return value.lower()
     raise UnitError(choice_problem(value, describe_value(value), options, what))
 
 
 _THEN_VALUES = [a.value for a in THEN_ACTIONS]
 _FRAMINGS = [f.value for f in Framing]
+_H2_ERRORS = [e.value.lower() for e in H2Error]
+_LAST_STREAMS = [m.value for m in LastStream]
+_GOAWAY_THEN = [m.value for m in GoawayThen]
 
 #: How the header reads each kind of value that an action's key may take.
 _READERS: Mapping[ValueKind, Callable[[str], object]] = {
@@ -222,4 +225,8 @@ _READERS: Mapping[ValueKind, Callable[[str], object]] = {
     ValueKind.BODY: lambda text: Body(data=text.encode("utf-8", "surrogatepass")),
     ValueKind.FRAMING: lambda text: Framing(_choice(text, _FRAMINGS, "framing")),
     ValueKind.THEN: lambda text: ActionName(_choice(text, _THEN_VALUES, "'then' action")),
+    ValueKind.BOOLEAN: lambda text: _choice(text, ["true", "false"], "boolean") == "true",
+    ValueKind.H2_ERROR: lambda text: H2Error(_choice(text, _H2_ERRORS, "HTTP/2 error code").upper()),
+    ValueKind.LAST_STREAM: lambda text: LastStream(_choice(text, _LAST_STREAMS, "last_stream_id")),
+    ValueKind.GOAWAY_THEN: lambda text: GoawayThen(_choice(text, _GOAWAY_THEN, "'then' of goaway")),
 }

@@ -43,6 +43,8 @@ class Request:
     #: 1 for the first request on its connection
     number: int = 1
     body_read: bool = True
+    #: the HTTP/2 stream it came on (0: HTTP/1.x)
+    stream_id: int = 0
     _header_map: dict[str, list[str]] | None = field(default=None, repr=False)
 
     def header_values(self, name: str) -> list[str]:

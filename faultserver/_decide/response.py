@@ -13,7 +13,7 @@ import time
 from email.utils import formatdate
 from http import HTTPStatus
 
-from .._profile.model import Body, Framing, Respond, Response
+from .._profile.model import Body, Framing, Grpc, GrpcStatus, Respond, Response
 from .request import Request
 
 __all__ = ["PreparedResponse", "error_response", "filler", "merge_response"]
@@ -48,6 +48,7 @@ def merge_response(base: Response, override: Respond) -> Response:
         headers=tuple(headers.items()),
         body=override.body if override.body is not None else base.body,
         framing=override.framing if override.framing is not None else base.framing,
+        grpc=override.grpc if override.grpc is not None else base.grpc,
     )
 
 
@@ -69,6 +70,34 @@ class _DateCache:
 
 
 _DATE = _DateCache()
+
+
+#: An HTTP/2 response: its headers, its body, and its trailers (None: none).
+H2Parts = tuple[list[tuple[bytes, bytes]], bytes, list[tuple[bytes, bytes]] | None]
+#: What `grpc-message` may carry unencoded (gRPC over HTTP/2: printable ASCII but `%`).
+_GRPC_PLAIN = frozenset(range(0x20, 0x7F)) - {0x25}
+
+
+def _grpc_status(grpc: Grpc) -> list[tuple[bytes, bytes]]:
+    """`grpc-status` and, when there is one, `grpc-message`, percent-encoded as gRPC says."""
+    status = [(b"grpc-status", str(int(grpc.status)).encode())]
+    if grpc.message:
+        raw = grpc.message.encode("utf-8")
+        status.append((b"grpc-message", b"".join(_grpc_byte(b) for b in raw)))
+    return status
+
+
+def _grpc_byte(byte: int) -> bytes:
+    return bytes([byte]) if byte in _GRPC_PLAIN else b"%%%02X" % byte
+
+
+def _grpc_message(payload: bytes) -> bytes:
+    """One gRPC length-prefixed message, not compressed."""
+    return b"\x00" + len(payload).to_bytes(4, "big") + payload
+
+
+#: Headers of HTTP/1.1 connections, which an HTTP/2 response must not carry (RFC 9113 8.2.2).
+_H1_ONLY_HEADERS = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"})
 
 
 class PreparedResponse:
@@ -98,7 +127,14 @@ class PreparedResponse:
         self._status_line = f"HTTP/1.1 {status} {_reason(status)}\r\n".encode()
         names = {k.lower() for k, _ in response.headers}
         headers = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in response.headers)
-        if response.body is None and "content-type" not in names:
+        grpc = response.grpc
+        if grpc is not None:
+            # gRPC needs HTTP/2; over HTTP/1.1 the answer says the same in plain headers: its
+            # status in grpc-status, and its message (when OK) as the body
+            if "content-type" not in names:
+                headers += b"content-type: application/grpc\r\n"
+            headers += b"".join(b"%s: %s\r\n" % pair for pair in _grpc_status(grpc))
+        elif response.body is None and "content-type" not in names:
             headers += b"content-type: application/json\r\n"
         self._headers = headers
         self._user_close = any(
@@ -109,6 +145,8 @@ class PreparedResponse:
         self._user_date = "date" in names
         self._user_length = "content-length" in names
         self._body = self._static_body(response.body)
+        if grpc is not None:  # the body as one gRPC message when OK; none otherwise
+            self._body = _grpc_message(self._body or b"") if grpc.status is GrpcStatus.OK else b""
         self._no_body = status in _NO_BODY_STATUSES
         self._cache_second = -1
         self._cache = b""
@@ -190,6 +228,46 @@ class PreparedResponse:
         if not head_only:
             parts.append(body)
         return b"".join(parts)
+
+    def h2_parts(self, request: Request, conn_id: int) -> H2Parts:
+        """The response as HTTP/2 sends it: its header list (`:status` first, names in lower
+        case, without the headers of HTTP/1.1 connections, which HTTP/2 forbids), its body
+        (none for HEAD) and its trailers (a gRPC answer's status, when it is OK). Framing is
+        HTTP/2's own: `framing` does not apply."""
+        response = self.response
+        if response.grpc is not None:
+            return self._grpc_parts(response.grpc)
+        headers = [(b":status", str(response.status).encode()), (b"date", _DATE.get()[6:-2])]
+        names = set()
+        for name, value in response.headers:
+            lower = name.lower()
+            names.add(lower)
+            if lower not in _H1_ONLY_HEADERS:
+                if lower == "date":
+                    headers[1] = (b"date", value.encode("latin-1"))
+                else:
+                    headers.append((lower.encode("latin-1"), value.encode("latin-1")))
+        if response.body is None and "content-type" not in names:
+            headers.append((b"content-type", b"application/json"))
+        body = b""
+        if not self._no_body:
+            body = self._body if self._body is not None else self._echo(request, conn_id)
+        if not self._user_length and not self._no_body:
+            headers.append((b"content-length", str(len(body)).encode()))
+        return headers, (b"" if request.method == "HEAD" else body), None
+
+    def _grpc_parts(self, grpc: Grpc) -> H2Parts:
+        """A gRPC answer: trailers-only when its status is not OK (what a gRPC server sends
+        for an error before any message), else the message and then the status as trailers."""
+        headers = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+        for name, value in self.response.headers:
+            lower = name.lower()
+            if lower not in _H1_ONLY_HEADERS and lower not in ("content-type", "content-length"):
+                headers.append((lower.encode("latin-1"), value.encode("latin-1")))
+        status = _grpc_status(grpc)
+        if grpc.status is not GrpcStatus.OK:
+            return headers + status, b"", None
+        return headers, self._body or _grpc_message(b""), status
 
     def _echo(self, request: Request | None, conn_id: int) -> bytes:
         if request is None:

@@ -46,7 +46,18 @@ class Decision:
 class CompiledRule:
     """A rule with its patterns compiled and its mutable state (`times`, random stream)."""
 
-    __slots__ = ("_headers", "_methods", "_number", "_path_glob", "_path_regex", "remaining", "rng", "rule")
+    __slots__ = (
+        "_alpn",
+        "_headers",
+        "_methods",
+        "_number",
+        "_path_glob",
+        "_path_regex",
+        "_sni_glob",
+        "remaining",
+        "rng",
+        "rule",
+    )
 
     def __init__(self, rule: Rule, rng: random.Random) -> None:
         self.rule = rule
@@ -62,6 +73,9 @@ class CompiledRule:
         if m.request_on_connection is not None:
             op, n = m.request_on_connection
             self._number = lambda number: op.holds(number, n)
+        # `at: handshake`: server names ignore case; a client that sent none matches no glob
+        self._sni_glob = _glob(m.sni_glob.lower()) if m.sni_glob is not None else None
+        self._alpn = m.alpn
 
     def matches(self, request: Request) -> bool:
         if self._methods is not None and request.method not in self._methods:
@@ -76,6 +90,12 @@ class CompiledRule:
             any(glob.match(value) for value in request.header_values(name))
             for name, glob in self._headers
         )
+
+    def matches_hello(self, sni: str | None, alpn: tuple[str, ...]) -> bool:
+        """`at: handshake`: the server name asked for and the protocols offered."""
+        if self._sni_glob is not None and (sni is None or not self._sni_glob.match(sni.lower())):
+            return False
+        return self._alpn is None or self._alpn in alpn
 
     def draw(self) -> Decision | None:
         """Called on a match: `None` when spent or when the probability draw fails."""
@@ -98,7 +118,7 @@ def _glob(pattern: str) -> re.Pattern[str]:
 class RuleSet:
     """A listener's rules, in order, with their state. First match that acts wins."""
 
-    __slots__ = ("_connect", "_request", "rules")
+    __slots__ = ("_connect", "_handshake", "_request", "rules")
 
     def __init__(self, rules: Sequence[Rule], seed: int, listener: str, scope: str = "") -> None:
         self.rules = tuple(rules)
@@ -106,6 +126,7 @@ class RuleSet:
         compiled = [CompiledRule(r, stream(seed, listener, *prefix, r.name)) for r in self.rules]
         self._request = tuple(c for c in compiled if c.rule.at is At.REQUEST)
         self._connect = tuple(c for c in compiled if c.rule.at is At.CONNECT)
+        self._handshake = tuple(c for c in compiled if c.rule.at is At.HANDSHAKE)
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -117,6 +138,18 @@ class RuleSet:
     def decide_request(self, request: Request) -> Decision | None:
         for c in self._request:
             if c.matches(request):
+                decision = c.draw()
+                if decision is not None:
+                    return decision
+        return None
+
+    @property
+    def has_handshake_rules(self) -> bool:
+        return bool(self._handshake)
+
+    def decide_handshake(self, sni: str | None, alpn: tuple[str, ...]) -> Decision | None:
+        for c in self._handshake:
+            if c.matches_hello(sni, alpn):
                 decision = c.draw()
                 if decision is not None:
                     return decision

@@ -20,12 +20,15 @@ from .model import (
     Action,
     ActionName,
     Close,
+    Delay,
     Dribble,
     Garbage,
+    Goaway,
     Hang,
     Partial,
     Reset,
     Respond,
+    RstStream,
 )
 
 __all__ = [
@@ -60,6 +63,7 @@ class ActionSpec:
     model: type[Action]
     keys: Mapping[str, ActionKey]
     help: str
+    #: whether it may run before any request is read (`at: connect`, `at: handshake`)
     at_connect: bool
     #: keys that must be given (null counts as given, and is then checked)
     required: tuple[str, ...] = ()
@@ -72,6 +76,7 @@ _RESPOND_KEYS = {
     "headers": ActionKey(ValueKind.HEADERS, "headers", nullable=True),
     "body": ActionKey(ValueKind.BODY, "body", nullable=True),
     "framing": ActionKey(ValueKind.FRAMING, "framing", nullable=True),
+    "grpc": ActionKey(ValueKind.GRPC, "grpc", nullable=True),
 }
 
 ACTIONS: Mapping[str, ActionSpec] = {
@@ -87,9 +92,13 @@ ACTIONS: Mapping[str, ActionSpec] = {
         ActionSpec(
             ActionName.CLOSE,
             Close,
-            {"drain": ActionKey(ValueKind.DURATION, "drain_s")},
+            {
+                "drain": ActionKey(ValueKind.DURATION, "drain_s"),
+                "close_notify": ActionKey(ValueKind.BOOLEAN, "close_notify"),
+            },
             "FIN without a response (half-close, then read and discard for `drain`, default 1s); "
-            "a client that writes again reads EOF, not a reset",
+            "a client that writes again reads EOF, not a reset. Over TLS a close_notify alert "
+            "goes first, unless `close_notify: false` (a truncated stream to a strict client)",
             at_connect=True,
         ),
         ActionSpec(
@@ -137,6 +146,36 @@ ACTIONS: Mapping[str, ActionSpec] = {
             {"bytes": ActionKey(ValueKind.SIZE, "bytes")},
             "send `bytes` (default 64B) of seeded random bytes that are not HTTP, then close",
             at_connect=True,
+        ),
+        ActionSpec(
+            ActionName.DELAY,
+            Delay,
+            {"for": ActionKey(ValueKind.TIMING, "for_s")},
+            "wait `for`, then carry on as if no rule had acted: a slow accept (at: connect), a "
+            "slow TLS handshake that completes (at: handshake), or a slow answer",
+            at_connect=True,
+            required=("for",),
+        ),
+        ActionSpec(
+            ActionName.GOAWAY,
+            Goaway,
+            {
+                "error": ActionKey(ValueKind.H2_ERROR, "error"),
+                "last_stream_id": ActionKey(ValueKind.LAST_STREAM, "last_stream"),
+                "then": ActionKey(ValueKind.GOAWAY_THEN, "then"),
+            },
+            "HTTP/2: GOAWAY with `error` (default NO_ERROR) naming `last_stream_id` (previous: "
+            "this stream is refused too, the GOAWAY race; current; 0), then close (default) or "
+            "keep answering the streams it names. On HTTP/1.1: close",
+            at_connect=False,
+        ),
+        ActionSpec(
+            ActionName.RST_STREAM,
+            RstStream,
+            {"error": ActionKey(ValueKind.H2_ERROR, "error")},
+            "HTTP/2: RST_STREAM on the request's stream with `error` (default REFUSED_STREAM); "
+            "the connection goes on. On HTTP/1.1: reset",
+            at_connect=False,
         ),
     )
 }

@@ -128,10 +128,11 @@ class Checker:
     def choice(
         self, node: Node, path: str, options: Sequence[str], what: str, article: str = ""
     ) -> str | None:
-        """One of a closed set of strings; `what` names it in messages ("accept mode")."""
+        """One of a closed set of strings, read in any case (`REFUSE` is `refuse`); `what`
+        names it in messages ("accept mode")."""
         value = node.value if isinstance(node, ScalarNode) else None
-        if isinstance(value, str) and value in options:
-            return value
+        if isinstance(value, str) and value.lower() in options:
+            return value.lower()
         shown = describe(node)
         self.problem(node, path, choice_problem(value, shown, options, what, article))
         return None

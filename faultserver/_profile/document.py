@@ -9,8 +9,9 @@ from .binds import Binds
 from .check import Checker, check_each
 from .describe import did_you_mean
 from .listener import check_listeners
-from .model import Control, Profile
+from .model import TLS, CertificateMode, Control, Profile
 from .nodes import BadNode, MapNode, Node, ScalarNode, SeqNode, describe, is_null, non_null, plain
+from .tls import check_tls
 from .values import build, check_header_name
 
 __all__ = ["MAX_SEED", "MIN_SEED", "SUPPORTED_VERSIONS", "TOP_KEYS", "check_profile", "foreign_document"]
@@ -21,7 +22,7 @@ TOP_KEYS = ("version", "seed", "fault_header", "listeners", "control")
 #: A seed is a 64-bit integer, signed or unsigned (negative seeds were always accepted).
 MIN_SEED = -(2**63)
 MAX_SEED = 2**64 - 1
-CONTROL_KEYS = ("bind", "token", "allowed_hosts", "max_subscribers")
+CONTROL_KEYS = ("bind", "token", "allowed_hosts", "max_subscribers", "tls")
 #: The most event-stream readers a profile may allow at once.
 MAX_SUBSCRIBERS = 10_000
 #: A DNS name: dot-separated labels of letters, digits and inner hyphens (a final dot allowed).
@@ -125,7 +126,23 @@ def _check_control(c: Checker, node: Node, path: str, binds: Binds) -> Control |
         if token == "":
             c.problem(token_node, f"{path}.token", "expected a non-empty string or null, got ''")
         given["token"] = token
+    if (tls := non_null(fields, "tls")) is not None:
+        given["tls"] = _check_control_tls(c, tls, f"{path}.tls")
     return build(Control, given) if c.clean_since(mark) else None
+
+
+def _check_control_tls(c: Checker, node: Node, path: str) -> TLS | None:
+    """The admin API's TLS: a listener's keys, with a certificate that is meant to work."""
+    tls = check_tls(c, node, path)
+    if tls is not None and tls.certificate is not CertificateMode.VALID:
+        assert isinstance(node, MapNode)
+        c.problem(
+            node.entries["certificate"][1],
+            f"{path}.certificate",
+            "the admin API shows a valid certificate (certificate faults are for listeners)",
+        )
+        return None
+    return tls
 
 
 def _check_allowed_hosts(c: Checker, node: Node, path: str) -> tuple[str, ...] | None:

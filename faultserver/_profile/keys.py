@@ -40,6 +40,16 @@ class ValueKind(enum.Enum):
     FRAMING = "framing"
     #: what `partial` does after its bytes (`close`, `reset`, `hang`)
     THEN = "then"
+    #: true or false
+    BOOLEAN = "boolean"
+    #: an HTTP/2 error code's name (`REFUSED_STREAM`)
+    H2_ERROR = "h2_error"
+    #: the last stream a GOAWAY answers (`current`, `previous`, `0`)
+    LAST_STREAM = "last_stream"
+    #: what follows a GOAWAY (`close`, `keep`)
+    GOAWAY_THEN = "goaway_then"
+    #: a gRPC answer: `{status: UNAVAILABLE, message: ...}`
+    GRPC = "grpc"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,27 +15,41 @@ from .regex import PathRegex
 from .units import Comparison, Duration
 
 __all__ = [
+    "TLS",
     "AcceptMode",
     "Action",
     "ActionName",
     "At",
+    "CertificateMode",
+    "ClientAuth",
     "Close",
     "CloseHow",
     "Control",
+    "Delay",
     "Dribble",
     "Framing",
     "Garbage",
+    "Goaway",
+    "GoawayThen",
+    "Grpc",
+    "GrpcStatus",
+    "H2Error",
+    "H2Settings",
     "Hang",
     "Keepalive",
+    "LastStream",
     "Limits",
     "Listener",
     "Match",
     "Partial",
     "Phase",
     "Profile",
+    "Protocol",
+    "ProxyProtocol",
     "Reset",
     "Respond",
     "Response",
+    "RstStream",
     "Rule",
     "Schedule",
 ]
@@ -47,6 +61,18 @@ class AcceptMode(str, enum.Enum):
     OPEN = "open"
     REFUSE = "refuse"
     STALL = "stall"
+
+
+class CertificateMode(str, enum.Enum):
+    """The certificate a generated TLS listener shows: a good one, or one that fails a
+    client's verification for exactly one reason."""
+
+    VALID = "valid"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    WRONG_HOST = "wrong_host"
+    SELF_SIGNED = "self_signed"
+    UNTRUSTED_CA = "untrusted_ca"
 
 
 class CloseHow(str, enum.Enum):
@@ -65,10 +91,12 @@ class Framing(str, enum.Enum):
 
 
 class At(str, enum.Enum):
-    """When a rule is checked: per request read, or once per accepted connection."""
+    """When a rule is checked: per request read, once per accepted connection, or (on a TLS
+    listener) once the client's TLS hello has arrived and before the server answers it."""
 
     REQUEST = "request"
     CONNECT = "connect"
+    HANDSHAKE = "handshake"
 
 
 class ActionName(str, enum.Enum):
@@ -81,6 +109,9 @@ class ActionName(str, enum.Enum):
     PARTIAL = "partial"
     DRIBBLE = "dribble"
     GARBAGE = "garbage"
+    DELAY = "delay"
+    GOAWAY = "goaway"
+    RST_STREAM = "rst_stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +122,37 @@ class Body:
     size: int | None = None
 
 
+class GrpcStatus(enum.IntEnum):
+    """gRPC status codes (grpc/doc/statuscodes.md), by the names the profile uses."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Grpc:
+    """A gRPC answer: `status` and `message` in `grpc-status` / `grpc-message`. Not OK: a
+    trailers-only response; OK: the body as one gRPC message, then the trailers."""
+
+    status: GrpcStatus = GrpcStatus.OK
+    message: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
     """The healthy answer. `body=None` means the JSON echo of the request."""
@@ -99,6 +161,7 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
     body: Body | None = None
     framing: Framing = Framing.LENGTH
+    grpc: Grpc | None = None
 
 
 # --- actions ------------------------------------------------------------------------
@@ -112,6 +175,7 @@ class Respond:
     headers: tuple[tuple[str, str], ...] = ()
     body: Body | None = None
     framing: Framing | None = None
+    grpc: Grpc | None = None
     name = ActionName.RESPOND
 
 
@@ -120,6 +184,9 @@ class Close:
     """Half-close (FIN), then read and discard for `drain_s`, then close."""
 
     drain_s: float = 1.0
+    #: on a TLS connection: a TLS `close_notify` before the FIN (False: a bare FIN, which a
+    #: strict client reports as a truncated stream)
+    close_notify: bool = True
     name = ActionName.CLOSE
 
 
@@ -165,7 +232,68 @@ class Garbage:
     name = ActionName.GARBAGE
 
 
-Action = Respond | Close | Reset | Hang | Partial | Dribble | Garbage
+@dataclass(frozen=True, slots=True)
+class Delay:
+    """Wait `for_s`, then carry on as if no rule had acted (a slow accept, handshake or answer)."""
+
+    for_s: Duration
+    name = ActionName.DELAY
+
+
+class H2Error(str, enum.Enum):
+    """HTTP/2 error codes (RFC 9113 section 7), as GOAWAY and RST_STREAM carry them."""
+
+    NO_ERROR = "NO_ERROR"
+    PROTOCOL_ERROR = "PROTOCOL_ERROR"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    FLOW_CONTROL_ERROR = "FLOW_CONTROL_ERROR"
+    SETTINGS_TIMEOUT = "SETTINGS_TIMEOUT"
+    STREAM_CLOSED = "STREAM_CLOSED"
+    FRAME_SIZE_ERROR = "FRAME_SIZE_ERROR"
+    REFUSED_STREAM = "REFUSED_STREAM"
+    CANCEL = "CANCEL"
+    COMPRESSION_ERROR = "COMPRESSION_ERROR"
+    CONNECT_ERROR = "CONNECT_ERROR"
+    ENHANCE_YOUR_CALM = "ENHANCE_YOUR_CALM"
+    INADEQUATE_SECURITY = "INADEQUATE_SECURITY"
+    HTTP_1_1_REQUIRED = "HTTP_1_1_REQUIRED"
+
+
+class LastStream(str, enum.Enum):
+    """Which stream a GOAWAY names as the last one the server will answer."""
+
+    CURRENT = "current"  # this stream is answered; later ones are refused
+    PREVIOUS = "previous"  # this stream is refused too: the GOAWAY race
+    ZERO = "0"  # none
+
+
+class GoawayThen(str, enum.Enum):
+    """What a GOAWAY is followed by: the connection's close, or the streams it still answers."""
+
+    CLOSE = "close"
+    KEEP = "keep"
+
+
+@dataclass(frozen=True, slots=True)
+class Goaway:
+    """HTTP/2: a GOAWAY frame naming `last_stream`, then close the connection or keep it for
+    the streams it still answers. On HTTP/1.1 it is a `close` (FIN)."""
+
+    error: H2Error = H2Error.NO_ERROR
+    last_stream: LastStream = LastStream.PREVIOUS
+    then: GoawayThen = GoawayThen.CLOSE
+    name = ActionName.GOAWAY
+
+
+@dataclass(frozen=True, slots=True)
+class RstStream:
+    """HTTP/2: RST_STREAM with `error` on the request's stream. On HTTP/1.1 it is a `reset`."""
+
+    error: H2Error = H2Error.REFUSED_STREAM
+    name = ActionName.RST_STREAM
+
+
+Action = Respond | Close | Reset | Hang | Partial | Dribble | Garbage | Delay | Goaway | RstStream
 
 
 # --- rules ----------------------------------------------------------------------------
@@ -183,6 +311,10 @@ class Match:
     path_regex: PathRegex | None = None
     headers: tuple[tuple[str, str], ...] = ()
     request_on_connection: tuple[Comparison, int] | None = None
+    #: `at: handshake` only: a glob of the TLS server name the client asked for (SNI), and a
+    #: protocol its ALPN offer must include
+    sni_glob: str | None = None
+    alpn: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +359,8 @@ class Phase:
     duration_s: float
     accept: AcceptMode | None = None
     rules: tuple[Rule, ...] | None = None
+    #: a generated TLS listener's certificate in this phase (`tls: {certificate: ...}`)
+    certificate: CertificateMode | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +369,69 @@ class Schedule:
 
     phases: tuple[Phase, ...]
     repeat: bool = True
+
+
+class Protocol(str, enum.Enum):
+    """What a listener speaks: HTTP/1.1, HTTP/2 (h2c by prior knowledge, or ALPN `h2`)."""
+
+    HTTP1 = "http/1.1"
+    H2 = "h2"
+
+
+@dataclass(frozen=True, slots=True)
+class H2Settings:
+    """A listener's HTTP/2 behaviour: the SETTINGS it sends, and two faults of the
+    connection itself (None: the library's defaults)."""
+
+    max_concurrent_streams: int | None = None
+    initial_window_size: int | None = None
+    max_frame_size: int | None = None
+    header_table_size: int | None = None
+    #: never send WINDOW_UPDATE: a client's upload stalls once its window is spent
+    flow_stall: bool = False
+    #: answer PINGs (False: never, so a client with a ping timeout closes)
+    ping_ack: bool = True
+
+
+class ProxyProtocol(str, enum.Enum):
+    """Whether a PROXY protocol header must come before a connection's first byte, and
+    which version (`optional`: either, or none)."""
+
+    NONE = "none"
+    V1 = "v1"
+    V2 = "v2"
+    OPTIONAL = "optional"
+
+
+class ClientAuth(str, enum.Enum):
+    """Whether a TLS listener asks for a client certificate (mTLS)."""
+
+    NONE = "none"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
+@dataclass(frozen=True, slots=True)
+class TLS:
+    """A listener's TLS: the user's PEM pair (`cert_path`, `key_path`), or a generated one
+    (`generate`) from a throwaway CA for the listener's host and `names`, showing `certificate`.
+
+    Paths are absolute (the loader resolves them against the profile's folder). Versions are
+    "1.2" or "1.3" (None: what the TLS library allows).
+    """
+
+    generate: bool = False
+    cert_path: str | None = None
+    key_path: str | None = None
+    names: tuple[str, ...] = ()
+    certificate: CertificateMode = CertificateMode.VALID
+    min_version: str | None = None
+    max_version: str | None = None
+    #: the ALPN protocols offered, in the server's order of preference (empty: from the
+    #: listener's `protocols`, h2 first)
+    alpn: tuple[str, ...] = ()
+    client_auth: ClientAuth = ClientAuth.NONE
+    client_ca_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +449,10 @@ class Listener:
     rules: tuple[Rule, ...] = ()
     schedule: Schedule | None = None
     limits: Limits = field(default_factory=Limits)
+    tls: TLS | None = None
+    proxy_protocol: ProxyProtocol = ProxyProtocol.NONE
+    protocols: tuple[Protocol, ...] = (Protocol.HTTP1,)
+    h2: H2Settings = field(default_factory=H2Settings)
 
     @property
     def bind(self) -> str:
@@ -272,6 +473,8 @@ class Control:
     token: str | None = None
     allowed_hosts: tuple[str, ...] = ()
     max_subscribers: int | None = None
+    #: serve the admin API over HTTPS (a token off loopback should not travel in plaintext)
+    tls: TLS | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,19 @@ from .values import TOKEN, build, check_count, check_header_name, check_header_v
 
 __all__ = ["MATCH_KEYS", "check_rules"]
 
-MATCH_KEYS = ("method", "path", "headers", "request_on_connection")
+MATCH_KEYS = ("method", "path", "headers", "request_on_connection", "sni", "alpn")
+#: What a rule may match on, by when it is checked (`at: connect` has nothing to match).
+_MATCHABLE = {
+    At.REQUEST: ("method", "path", "headers", "request_on_connection"),
+    At.CONNECT: (),
+    At.HANDSHAKE: ("sni", "alpn"),
+}
+#: Why a key cannot be matched on, by when the rule is checked.
+_UNMATCHABLE = {
+    At.REQUEST: "which matches requests (sni and alpn are for at: handshake)",
+    At.CONNECT: "where no request has been read",
+    At.HANDSHAKE: "where only the TLS client hello has been read (match on sni, alpn)",
+}
 #: Any action's keys, for a rule whose action is missing or unknown.
 _ALL_ACTION_KEYS = tuple(sorted({key for spec in ACTIONS.values() for key in spec.keys}))
 
@@ -145,11 +157,11 @@ def _check_name(c: Checker, node: Node | None, path: str, index: int) -> str | N
 def _check_action_at(
     c: Checker, spec: ActionSpec, entries: Mapping[str, Node], path: str, at: At
 ) -> Action | None:
-    if at is At.CONNECT and not spec.at_connect:
+    if at is not At.REQUEST and not spec.at_connect:
         c.problem(
             entries["action"],
             f"{path}.action",
-            f"action {spec.name.value!r} cannot run at: connect, where no request has been "
+            f"action {spec.name.value!r} cannot run at: {at.value}, where no request has been "
             f"read (expected one of: {', '.join(CONNECT_ACTIONS)})",
         )
         return None
@@ -191,15 +203,16 @@ def check_match(c: Checker, node: Node, path: str, at: At) -> Match | None:
     fields = c.fields(node, path, MATCH_KEYS)
     if fields is None:
         return None
-    if at is At.CONNECT:
-        assert isinstance(node, MapNode)
-        for key in fields:
+    assert isinstance(node, MapNode)
+    for key in fields:
+        if key not in _MATCHABLE[at]:
             c.problem(
                 node.entries[key][0],
                 f"{path}.{key}",
-                f"cannot match on {key} at: connect, where no request has been read",
+                f"cannot match on {key} at: {at.value}, {_UNMATCHABLE[at]}",
             )
-        return Match() if c.clean_since(mark) else None
+    if not c.clean_since(mark):
+        return None
     given: dict[str, object] = {}
     if "method" in fields:
         given["methods"] = _check_methods(c, fields["method"], f"{path}.method")
@@ -212,6 +225,10 @@ def check_match(c: Checker, node: Node, path: str, at: At) -> Match | None:
         given["request_on_connection"] = c.unit(
             fields["request_on_connection"], number_path, parse_comparison
         )
+    if "sni" in fields:
+        given["sni_glob"] = c.string(fields["sni"], f"{path}.sni", "a glob of a server name")
+    if "alpn" in fields:
+        given["alpn"] = c.string(fields["alpn"], f"{path}.alpn", "a protocol name such as h2")
     return build(Match, given) if c.clean_since(mark) else None
 
 

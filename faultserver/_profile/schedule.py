@@ -1,9 +1,10 @@
-"""`schedule`: a timeline of phases, each setting the accept mode and the rules for a while."""
+"""`schedule`: a timeline of phases, each setting the accept mode, the rules and (on a
+generated TLS listener) the certificate for a while."""
 
 from __future__ import annotations
 
 from .check import Checker, check_each
-from .model import AcceptMode, Phase, Schedule
+from .model import AcceptMode, CertificateMode, Phase, Schedule
 from .nodes import Node, SeqNode, describe, non_null
 from .rule import check_rules
 from .timing import check_duration
@@ -12,7 +13,7 @@ from .values import build
 __all__ = ["PHASE_KEYS", "SCHEDULE_KEYS", "check_schedule"]
 
 SCHEDULE_KEYS = ("repeat", "phases")
-PHASE_KEYS = ("duration", "accept", "rules")
+PHASE_KEYS = ("duration", "accept", "rules", "tls")
 
 
 def check_schedule(c: Checker, node: Node, path: str) -> Schedule | None:
@@ -48,4 +49,15 @@ def check_phase(c: Checker, node: Node, path: str) -> Phase | None:
     # `rules: null` leaves the listener's rules, as an absent `rules` does
     if (rules := non_null(fields, "rules")) is not None:
         given["rules"] = check_rules(c, rules, f"{path}.rules")
+    if (tls := non_null(fields, "tls")) is not None:
+        given["certificate"] = _check_phase_tls(c, tls, f"{path}.tls")
     return build(Phase, given) if c.clean_since(mark) else None
+
+
+def _check_phase_tls(c: Checker, node: Node, path: str) -> CertificateMode | None:
+    """`tls: {certificate: MODE}`: the certificate a generated TLS listener shows meanwhile
+    (the listener checks that it has one)."""
+    fields = c.fields(node, path, ("certificate",), required=("certificate",))
+    if fields is None or "certificate" not in fields:
+        return None
+    return c.member(fields["certificate"], f"{path}.certificate", list(CertificateMode), "certificate")

@@ -16,11 +16,32 @@ from typing import Any
 from .actions import ACTIONS, CONNECT_ACTIONS, RULE_KEYS, THEN_ACTIONS, ActionSpec
 from .document import MAX_SEED, MAX_SUBSCRIBERS, MIN_SEED, SUPPORTED_VERSIONS, TOP_KEYS
 from .keys import Key, ValueKind
-from .listener import KEEPALIVE_KEYS, LIMITS_KEYS, LISTENER_KEYS, MAX_BACKLOG, NAME, RESPONSE_KEYS
-from .model import AcceptMode, At, Framing
+from .listener import (
+    H2_KEYS,
+    KEEPALIVE_KEYS,
+    LIMITS_KEYS,
+    LISTENER_KEYS,
+    MAX_BACKLOG,
+    NAME,
+    RESPONSE_KEYS,
+)
+from .model import (
+    AcceptMode,
+    At,
+    CertificateMode,
+    ClientAuth,
+    Framing,
+    GoawayThen,
+    GrpcStatus,
+    H2Error,
+    LastStream,
+    Protocol,
+    ProxyProtocol,
+)
 from .rule import MATCH_KEYS
 from .schedule import PHASE_KEYS, SCHEDULE_KEYS
 from .timing import DISTRIBUTIONS, MAX_SIGMA
+from .tls import SERVED_ALPN, TLS_KEYS, TLS_VERSIONS
 from .units import MAX_COUNT, MAX_DURATION_S, MAX_SIZE_BYTES
 from .values import TOKEN
 
@@ -135,9 +156,33 @@ def _kind_defs() -> dict[str, Schema]:
         },
         ValueKind.FRAMING: _enum([f.value for f in Framing]),
         ValueKind.THEN: _enum([a.value for a in THEN_ACTIONS]),
+        **_protocol_kind_defs(),
     }
     assert set(defs) == set(ValueKind), "every kind of value needs its schema"
     return {kind.value: schema for kind, schema in defs.items()}
+
+
+def _protocol_kind_defs() -> dict[ValueKind, Schema]:
+    """The kinds of TLS's and HTTP/2's keys: booleans, error codes, GOAWAY, gRPC."""
+    return {
+        ValueKind.BOOLEAN: {"type": "boolean"},
+        ValueKind.H2_ERROR: _enum(list(H2Error.__members__), "an HTTP/2 error code (any case)"),
+        ValueKind.LAST_STREAM: {
+            "description": "the last stream a GOAWAY answers: current, previous, or 0 (none)",
+            "enum": [m.value for m in LastStream if m is not LastStream.ZERO] + [0, "0"],
+        },
+        ValueKind.GOAWAY_THEN: _enum([m.value for m in GoawayThen]),
+        ValueKind.GRPC: _object(
+            {
+                "status": {
+                    "anyOf": [_enum(list(GrpcStatus.__members__)), _integer(0, 16)],
+                    "description": "a gRPC status, by name (any case) or code",
+                },
+                "message": {"type": "string", "pattern": "^[^\r\n\u0000]*$"},
+            },
+            description="a gRPC answer: grpc-status and grpc-message (trailers-only unless OK)",
+        ),
+    }
 
 
 def _distributions() -> list[Schema]:
@@ -209,6 +254,14 @@ def _match_schema() -> Schema:
         "request_on_connection": {
             "anyOf": [_integer(1, MAX_COUNT), {"type": "string", "pattern": COMPARISON_PATTERN}]
         },
+        "sni": {
+            "type": "string",
+            "description": "at: handshake: a glob of the server name the client asked for (SNI)",
+        },
+        "alpn": {
+            "type": "string",
+            "description": "at: handshake: a protocol the client offered by ALPN (h2, http/1.1)",
+        },
     }
     assert tuple(properties) == MATCH_KEYS
     return _nullable(_object(properties, description="all given conditions must hold"))
@@ -229,21 +282,27 @@ def _rule_schema() -> Schema:
         },
     }
     assert tuple(properties) == RULE_KEYS
-    at_connect = {
-        "if": {"properties": {"at": {"const": At.CONNECT.value}}, "required": ["at"]},
-        "then": {
-            "properties": {
-                "action": {"enum": list(CONNECT_ACTIONS)},
-                "match": {
-                    "description": "no request has been read at: connect",
-                    "anyOf": [
-                        {"type": "null"},
-                        {"type": "object", "propertyNames": {"pattern": "^x-"}},
-                    ],
-                },
-            }
-        },
-    }
+    before_request = [
+        {
+            "if": {"properties": {"at": {"const": at.value}}, "required": ["at"]},
+            "then": {
+                "properties": {
+                    "action": {"enum": list(CONNECT_ACTIONS)},
+                    "match": {
+                        "description": description,
+                        "anyOf": [
+                            {"type": "null"},
+                            {"type": "object", "propertyNames": {"pattern": pattern}},
+                        ],
+                    },
+                }
+            },
+        }
+        for at, description, pattern in (
+            (At.CONNECT, "no request has been read at: connect", "^x-"),
+            (At.HANDSHAKE, "only the TLS client hello has been read", "^(x-.*|sni|alpn)$"),
+        )
+    ]
     return {
         "type": "object",
         "description": "checked in order; the first that matches, passes its probability "
@@ -251,7 +310,7 @@ def _rule_schema() -> Schema:
         "properties": properties,
         "patternProperties": _X_KEYS,
         "required": ["action"],
-        "allOf": [*(_action_schema(spec) for spec in ACTIONS.values()), at_connect],
+        "allOf": [*(_action_schema(spec) for spec in ACTIONS.values()), *before_request],
         "unevaluatedProperties": False,
     }
 
@@ -277,7 +336,16 @@ def _action_schema(spec: ActionSpec) -> Schema:
 
 def _listener_schema() -> Schema:
     phase = _object(
-        {"duration": _ref("positive_duration"), "accept": _ref("accept"), "rules": _ref("rules")},
+        {
+            "duration": _ref("positive_duration"),
+            "accept": _ref("accept"),
+            "rules": _ref("rules"),
+            "tls": _object(
+                {"certificate": _enum([m.value for m in CertificateMode])},
+                required=("certificate",),
+                description="a generated TLS listener's certificate during the phase",
+            ),
+        },
         required=("duration",),
     )
     assert tuple(phase["properties"]) == PHASE_KEYS
@@ -304,9 +372,61 @@ def _listener_schema() -> Schema:
                 description="defences against hostile clients (an extension of the format)",
             )
         ),
+        "tls": _nullable(_tls_schema()),
+        "proxy_protocol": _enum(
+            [p.value for p in ProxyProtocol],
+            "a PROXY protocol header before each connection's first byte: none, v1 or v2 (that "
+            "version, required), or optional (either, or none)",
+        ),
+        "protocols": {
+            "type": "array",
+            "items": {"enum": [p.value for p in Protocol]},
+            "minItems": 1,
+            "description": "what the listener speaks (default [http/1.1]); h2: h2c by prior "
+            "knowledge on plain TCP, ALPN h2 over TLS",
+        },
+        "h2": _nullable(_object(_keys(H2_KEYS), description="HTTP/2 settings and connection faults")),
     }
     assert tuple(properties) == LISTENER_KEYS
     return _object(properties, required=("name", "bind"))
+
+
+def _tls_schema() -> Schema:
+    version = {"enum": list(TLS_VERSIONS), "description": "a TLS version (1.2 or 1.3)"}
+    properties = {
+        "generate": {
+            "type": "boolean",
+            "description": "true: a throwaway CA and a certificate for the listener's host, "
+            "localhost, 127.0.0.1, ::1 and `names`; the CA is written to a file",
+        },
+        "cert": {"type": "string", "description": "a PEM certificate (chain) file, relative to the profile"},
+        "key": {"type": "string", "description": "its PEM private key file"},
+        "names": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": 253},
+            "description": "more host names or IPs for a generated certificate",
+        },
+        "certificate": _enum(
+            [m.value for m in CertificateMode],
+            "with generate: the certificate shown, a good one or one that fails verification "
+            "for one reason",
+        ),
+        "min_version": version,
+        "max_version": version,
+        "alpn": {
+            "type": "array",
+            "items": {"enum": list(SERVED_ALPN)},
+            "minItems": 1,
+            "description": "the ALPN protocols offered (default [http/1.1])",
+        },
+        "client_auth": _enum([a.value for a in ClientAuth], "ask for a client certificate (mTLS)"),
+        "client_ca": {"type": "string", "description": "the PEM CA file that signs client certificates"},
+    }
+    assert tuple(properties) == TLS_KEYS
+    return _object(
+        properties,
+        description="serve HTTPS: a PEM pair (cert, key) or generate: true",
+    )
 
 
 def profile_schema() -> dict[str, Any]:
@@ -346,6 +466,7 @@ def profile_schema() -> dict[str, Any]:
                     "max_subscribers": _nullable(
                         _integer(1, MAX_SUBSCRIBERS, "the most GET /events/stream readers at once")
                     ),
+                    "tls": _nullable(_tls_schema()),
                 },
                 description="the admin API",
             )

@@ -15,7 +15,7 @@ from typing import TypeVar
 from .actions import THEN_ACTIONS
 from .check import Checker
 from .keys import Key, ValueKind
-from .model import ActionName, Body, Framing
+from .model import ActionName, Body, Framing, GoawayThen, Grpc, GrpcStatus, H2Error, LastStream
 from .nodes import MapNode, Node, ScalarNode, describe, is_null, key_path
 from .timing import check_duration, check_size, check_timing
 from .units import MAX_COUNT, parse_rate
@@ -130,7 +130,54 @@ KIND_CHECKS: Mapping[ValueKind, KindCheck] = {
     ValueKind.BODY: check_body,
     ValueKind.FRAMING: check_framing,
     ValueKind.THEN: check_then,
+    ValueKind.BOOLEAN: lambda c, node, path: c.boolean(node, path),
+    ValueKind.H2_ERROR: lambda c, node, path: _h2_error(c, node, path),
+    ValueKind.LAST_STREAM: lambda c, node, path: _last_stream(c, node, path),
+    ValueKind.GOAWAY_THEN: lambda c, node, path: c.member(node, path, list(GoawayThen), "'then' of goaway"),
+    ValueKind.GRPC: lambda c, node, path: check_grpc(c, node, path),
 }
+
+
+def check_grpc(c: Checker, node: Node, path: str) -> Grpc | None:
+    """`{status: UNAVAILABLE (or 14), message: TEXT}`; status defaults to OK."""
+    fields = c.fields(node, path, ("status", "message"))
+    if fields is None:
+        return None
+    mark = c.mark()
+    status = GrpcStatus.OK
+    if "status" in fields:
+        value = fields["status"].value if isinstance(fields["status"], ScalarNode) else None
+        if isinstance(value, str) and value.upper() in GrpcStatus.__members__:
+            status = GrpcStatus[value.upper()]
+        elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 16:
+            status = GrpcStatus(value)
+        else:
+            c.problem(fields["status"], f"{path}.status", "expected a gRPC status such as UNAVAILABLE "
+                      f"(or its code, 0 to 16), got {describe(fields['status'])}")
+    message = ""
+    if "message" in fields:
+        message = c.string(fields["message"], f"{path}.message", "a message (a string)") or ""
+        if _BAD_HEADER_VALUE.search(message):
+            c.problem(fields["message"], f"{path}.message", "expected a message without CR, LF or NUL")
+    return Grpc(status, message) if c.clean_since(mark) else None
+
+
+def _h2_error(c: Checker, node: Node, path: str) -> H2Error | None:
+    """An HTTP/2 error code's name, in any case (`refused_stream` is REFUSED_STREAM)."""
+    value = node.value if isinstance(node, ScalarNode) else None
+    if isinstance(value, str) and value.upper() in H2Error.__members__:
+        return H2Error[value.upper()]
+    c.problem(node, path, f"expected an HTTP/2 error code such as REFUSED_STREAM (one of: "
+              f"{', '.join(H2Error.__members__)}), got {describe(node)}")
+    return None
+
+
+def _last_stream(c: Checker, node: Node, path: str) -> LastStream | None:
+    """`current`, `previous` or 0 (a YAML number)."""
+    value = node.value if isinstance(node, ScalarNode) else None
+    if value == 0 and not isinstance(value, bool):
+        return LastStream.ZERO
+    return c.member(node, path, list(LastStream), "last_stream_id")
 
 
 def read_keys(

@@ -23,10 +23,10 @@ import trio
 
 from .._decide.request import Request
 from .._decide.rules import Decision
-from .._profile.model import CloseHow, Limits
+from .._profile.model import CloseHow, Limits, Protocol, ProxyProtocol
 from .._protocol.events import ContinueExpected, PeerEnded, Refusal
 from .._protocol.http1 import ReaderState, RequestReader
-from . import timer
+from . import preamble, timer
 from .actions import FIN, GONE, KEEP, UNITS, Ending, Outcome, Turn
 from .actions.respond import send_refusal, send_response
 from .context import ListenerContext
@@ -37,8 +37,12 @@ __all__ = ["SHUTDOWN_DRAIN_S", "Connection"]
 log = logging.getLogger("faultserver")
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: The fields of a request's event that its `fault` event leaves out.
+_REQUEST_ONLY = ("retry", "repeat")
 #: the reader's states, as module names (an enum member looked up on its class is slow)
 _IDLE = ReaderState.IDLE
+_NO_PROXY = ProxyProtocol.NONE
+_H1, _H2 = Protocol.HTTP1, Protocol.H2
 #: What a held connection has instead of its reader: one closed reader for all of them.
 _NO_READER = RequestReader(Limits(), 0.0)
 _NO_READER.close()
@@ -53,18 +57,8 @@ class Connection:
     """One connection's loop and state. `shutdown()` ends it from outside (drop, stop)."""
 
     __slots__ = (
-        "_decided",
-        "_drop_how",
-        "_held_request",
-        "_peer_gone",
-        "_reader",
-        "busy",
-        "ctx",
-        "id",
-        "peer",
-        "scope",
-        "served",
-        "transport",
+        *("_decided", "_drop_how", "_held_request", "_peer_gone", "_reader", "busy", "client"),
+        *("ctx", "first", "id", "peer", "scope", "served", "transport"),
     )
 
     def __init__(self, ctx: ListenerContext, transport: Transport, peer: str, conn_id: int) -> None:
@@ -79,6 +73,10 @@ class Connection:
         self._drop_how: CloseHow | None = None
         self._peer_gone = False
         self._held_request = False
+        #: the start of a TLS hello read with a PROXY header, for the handshake to read first
+        self.first = b""
+        #: the original client's address, from a PROXY protocol header (None: the peer's own)
+        self.client: str | None = None
         #: a request decided on its head (`Expect: 100-continue`), waiting for its body
         self._decided: tuple[Request, Decision | None] | None = None
         # open from now on (`run` removes it): the accept loop counts it before it runs
@@ -99,25 +97,20 @@ class Connection:
         outcome = FIN
         try:
             with trio.CancelScope() as self.scope:
+                outcome = KEEP
                 decision = ctx.rules.decide_connect() if ctx.rules.has_connect_rules else None
                 if decision is not None:  # a rule `at: connect`: before any byte is read
-                    outcome = await self._carry_out(decision, None, self._conn_fields())
-                else:
-                    outcome = await self._serve()
+                    outcome = await self.carry_out(decision, None, self.conn_fields())
+                if outcome is KEEP and ctx.config.proxy_protocol is not _NO_PROXY:
+                    outcome = await preamble.read_proxy_header(self, ctx.config.proxy_protocol)
+                if outcome is KEEP and ctx.tls is not None:
+                    outcome = await preamble.open_tls(self, ctx.tls)
+                if outcome is KEEP:
+                    outcome = await preamble.speak(self)
                 if outcome.ending is Ending.HOLD:
-                    # held from here, once the frames of the request that asked are gone:
-                    # thousands may be held, each with as little as possible (no reader)
-                    self._reader.close()
-                    self._reader = _NO_READER
-                    held = 1 if self._held_request else 0  # a held request counts as in flight
-                    ctx.stats.in_flight += held
-                    try:
-                        how = await self.transport.discard_until_eof(outcome.hold_s)
-                    finally:
-                        ctx.stats.in_flight -= held
-                    outcome = FIN if how is None else self._peer_closed(how)
+                    outcome = await _hold(self, outcome.hold_s)
         except PEER_GONE as exc:
-            self._peer_closed(CloseHow.RST if isinstance(exc, ConnectionResetError) else CloseHow.FIN)
+            self.peer_closed(CloseHow.RST if isinstance(exc, ConnectionResetError) else CloseHow.FIN)
             outcome = GONE
         except OSError as exc:
             log.debug("connection %s: %s", self.id, exc)
@@ -145,20 +138,20 @@ class Connection:
                 await transport.forget()
             else:
                 drain_s = SHUTDOWN_DRAIN_S if how is CloseHow.FIN else outcome.drain_s
-                peer = await transport.close(drain_s)
+                peer = await transport.close(drain_s, how is not None or outcome.close_notify)
                 if peer is not None:
-                    self._peer_closed(peer)
+                    self.peer_closed(peer)
         except OSError as exc:
             log.debug("connection %s: closing: %s", self.id, exc)
 
-    def _peer_closed(self, how: CloseHow) -> Outcome:
+    def peer_closed(self, how: CloseHow) -> Outcome:
         """Say (once) that the client ended the connection; there is nothing left to end."""
         if not self._peer_gone:  # an EOF seen in the read loop is seen again by the closing drain
             self._peer_gone = True
             self.ctx.events.emit("peer_close", self.ctx.name, conn=self.id, peer=self.peer, how=how.value)
         return GONE
 
-    async def _serve(self) -> Outcome:
+    async def serve(self) -> Outcome:
         """Read and answer requests until one of them (or the client) ends the connection."""
         ctx = self.ctx
         reader = self._reader
@@ -183,12 +176,12 @@ class Connection:
                     if waiting.cancelled_caught:
                         return await self._timed_out(reader, idle_deadline)
             except ConnectionResetError:
-                return self._peer_closed(CloseHow.RST)
+                return self.peer_closed(CloseHow.RST)
             if data:
                 self.busy = True
                 reader.feed(data, clock)
             else:
-                self._peer_closed(CloseHow.FIN)
+                self.peer_closed(CloseHow.FIN)
                 reader.feed_eof()
             events = reader.take_events()
             if not events:
@@ -206,7 +199,7 @@ class Connection:
                 elif type(event) is ContinueExpected:
                     outcome = await self._continue(event.request)
                 elif type(event) is Refusal:
-                    outcome = await send_refusal(transport, ctx, event, self._conn_fields())
+                    outcome = await send_refusal(transport, ctx, event, self.conn_fields())
                 else:
                     assert type(event) is PeerEnded
                     return FIN
@@ -227,7 +220,7 @@ class Connection:
         if reader.state is _IDLE and trio.current_time() >= idle_deadline:
             ctx.events.emit("idle_close", ctx.name, conn=self.id, peer=self.peer)
             return FIN
-        return await send_refusal(self.transport, ctx, reader.timed_out(), self._conn_fields())
+        return await send_refusal(self.transport, ctx, reader.timed_out(), self.conn_fields())
 
     # --- answering ------------------------------------------------------------------
 
@@ -248,14 +241,18 @@ class Connection:
         stats = ctx.stats
         stats.in_flight += 1
         try:
-            fields = ctx.record_request(request, self.id, self.peer)
+            fields = ctx.record_request(request, self.id, self.peer, self.client)
             if decision is None:
                 outcome = await send_response(self.transport, ctx, self.id, ctx.prepared, request, fields)
             elif type(decision) is Refusal:
                 outcome = await send_refusal(self.transport, ctx, decision, fields)
             else:
                 assert type(decision) is Decision
-                outcome = await self._carry_out(decision, request, fields)
+                outcome = await self.carry_out(decision, request, fields)
+        except BaseException:
+            # the connection ended (or was ended) before the answer went out: sent again, a retry
+            stats.met_trouble(request, request.fingerprint, self.id)
+            raise
         finally:
             stats.in_flight -= 1
         self.served += 1
@@ -271,16 +268,18 @@ class Connection:
             return FIN
         return KEEP
 
-    async def _carry_out(
+    async def carry_out(
         self, decision: Decision, request: Request | None, fields: dict[str, Any]
     ) -> Outcome:
         """A fault: record it, wait its delay, run its action's unit."""
         ctx = self.ctx
         action = decision.action
-        ctx.stats.faults[(decision.rule, action.name.value)] += 1
-        # the request's own fields, less `retry` (which only request events carry)
+        # a fault or a delay, or both (`_metrics.py`); a request that met a fault, sent again, is a retry
+        if ctx.stats.acted(decision.rule, action, decision.delay_s) and request is not None:
+            ctx.stats.met_trouble(request, fields["fingerprint"], self.id)
+        # the request's own fields, less `retry` and `repeat` (which only request events carry)
         ctx.events.emit_fields(
-            "fault", ctx.name, fields, "retry", rule=decision.rule, action=action.name.value
+            "fault", ctx.name, fields, _REQUEST_ONLY, rule=decision.rule, action=action.name.value
         )
         if decision.delay_s:
             await timer.sleep(decision.delay_s)  # many fall due at once: see timer.py
@@ -290,6 +289,22 @@ class Connection:
             self._held_request = request is not None
         return outcome
 
-    def _conn_fields(self) -> dict[str, Any]:
+    def conn_fields(self) -> dict[str, Any]:
+        if self.client is not None:
+            return {"conn": self.id, "peer": self.peer, "client": self.client}
         return {"conn": self.id, "peer": self.peer}
 
+
+async def _hold(conn: Connection, hold_s: float | None) -> Outcome:
+    """Held from here, once the frames of the request that asked are gone: thousands may be
+    held, each with as little as possible (no reader). A held request counts as in flight."""
+    conn._reader.close()
+    conn._reader = _NO_READER
+    stats = conn.ctx.stats
+    held = 1 if conn._held_request else 0
+    stats.in_flight += held
+    try:
+        how = await conn.transport.discard_until_eof(hold_s)
+    finally:
+        stats.in_flight -= held
+    return FIN if how is None else conn.peer_closed(how)

@@ -21,9 +21,10 @@ from .._decide.request import Request
 from .._decide.response import PreparedResponse, merge_response
 from .._decide.rules import Decision, RuleSet, stream
 from .._events import MAX_FIELD_CHARS, EventLog, cut_long_fields
-from .._metrics import ListenerStats
+from .._metrics import REPEAT, RETRY, ListenerStats
 from .._profile.model import CloseHow, Keepalive, Limits, Listener, Respond
 from .._protocol.events import Refusal
+from .._tls.listener import ListenerTLS
 
 __all__ = ["PREPARED_CACHE_SIZE", "Droppable", "ListenerContext"]
 
@@ -65,6 +66,7 @@ class ListenerContext:
         "rules",
         "seed",
         "stats",
+        "tls",
     )
 
     def __init__(
@@ -77,6 +79,8 @@ class ListenerContext:
     ) -> None:
         self.events = events
         self.stats = ListenerStats()
+        #: a TLS listener's certificate and context (the listener sets it; None: plain TCP)
+        self.tls: ListenerTLS | None = None
         self.connections: set[Droppable] = set()
         #: called once a connection has ended and left `connections` (a slot is free)
         self.connection_ended = connection_ended
@@ -117,11 +121,15 @@ class ListenerContext:
         rules = self.rules
         return rules.decide_request(request) if rules else None
 
-    def record_request(self, request: Request, conn_id: int, peer: str) -> dict[str, Any]:
+    def record_request(
+        self, request: Request, conn_id: int, peer: str, client: str | None = None
+    ) -> dict[str, Any]:
         """Count the request and emit its `request` event; returns its event fields, which
-        its other events share (so they must not change afterwards)."""
+        its other events share (so they must not change afterwards). `client`: the address a
+        PROXY protocol header gave."""
         fingerprint = request.fingerprint
-        retry = self.stats.saw_request(request, fingerprint, conn_id)
+        seen = self.stats.saw_request(request, fingerprint, conn_id)
+        retry = bool(seen & RETRY)
         path = request.path
         fields: dict[str, Any] = {
             "conn": conn_id,
@@ -131,8 +139,15 @@ class ListenerContext:
             "request_on_connection": request.number,
             "fingerprint": fingerprint,  # bounded whatever the path (`Request.fingerprint`)
         }
-        if retry:
-            fields["retry"] = True
+        if client is not None:
+            fields["client"] = client
+        if request.stream_id:
+            fields["stream"] = request.stream_id
+        if seen:
+            if retry:
+                fields["retry"] = True  # sent again after a fault or its connection's end
+            if seen & REPEAT:
+                fields["repeat"] = True  # seen last on another connection, for any reason
         if len(path) > MAX_FIELD_CHARS:  # the one field that can be long: cut, and say so
             cut_long_fields(fields)
         self.events.emit_fields("request", self.name, fields)

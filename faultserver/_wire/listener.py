@@ -31,6 +31,7 @@ from .._decide.rules import RuleSet
 from .._events import EventLog
 from .._metrics import ListenerStats
 from .._profile.model import AcceptMode, CloseHow, Listener, Rule
+from .._tls.listener import CAFiles, ListenerTLS
 from .connection import Connection
 from .context import Droppable, ListenerContext
 from .sockets import (
@@ -68,9 +69,13 @@ class ListenerRuntime:
         seed: int,
         fault_header: str | None,
         next_conn_id: Callable[[], int],
+        ca_files: CAFiles | None = None,
     ) -> None:
         self.events = events
         self.ctx = ListenerContext(config, events, seed, fault_header, self._connection_ended)
+        self._tls_kept: ListenerTLS | None = None
+        self._ca_files = ca_files if ca_files is not None else CAFiles()
+        self._configure_tls(config)
         self.base_rules = self.ctx.rules
         self._next_conn_id = next_conn_id
         self.sock: trio.socket.SocketType | None = None
@@ -105,7 +110,12 @@ class ListenerRuntime:
 
     @property
     def url(self) -> str:
-        return url_of("http", self.host, self.port)
+        return url_of("https" if self.ctx.tls is not None else "http", self.host, self.port)
+
+    @property
+    def tls(self) -> ListenerTLS | None:
+        """The certificate and context of a TLS listener (None: plain TCP)."""
+        return self.ctx.tls
 
     @property
     def stats(self) -> ListenerStats:
@@ -130,6 +140,18 @@ class ListenerRuntime:
         """A reload or reset: new config, rules, random streams and prepared responses."""
         self.ctx.configure(config, seed, fault_header)
         self.base_rules = self.ctx.rules
+        self._configure_tls(config)
+
+    def _configure_tls(self, config: Listener) -> None:
+        """TLS on, changed or off; a generated CA stays the same as long as the listener."""
+        if config.tls is None:
+            self.ctx.tls = None
+            return
+        tls = self.ctx.tls or self._tls_kept
+        if tls is None:
+            tls = ListenerTLS(config.name, config.host, self._ca_files)
+        tls.configure(config.tls, config.protocols)
+        self.ctx.tls = self._tls_kept = tls
 
     def set_rules(self, rules: tuple[Rule, ...], scope: str = "") -> RuleSet:
         """Build a rule set (fresh `times` and random streams) and put it in force."""

@@ -47,10 +47,11 @@ class Transport(Protocol):
         """Every byte of `data`, or one of `PEER_GONE`."""
         ...
 
-    async def close(self, drain_s: float) -> CloseHow | None:
+    async def close(self, drain_s: float, close_notify: bool = True) -> CloseHow | None:
         """FIN, then read and discard for up to `drain_s`, then close. Returns how the peer
         closed its side meanwhile (None: it did not). Reading until the peer's EOF empties
-        the receive queue, so the close sends no RST even when the client had sent more."""
+        the receive queue, so the close sends no RST even when the client had sent more.
+        Over TLS a `close_notify` alert goes before the FIN, unless `close_notify` is False."""
         ...
 
     async def reset(self) -> None:
@@ -128,7 +129,7 @@ class SocketTransport:
         while sent < len(view):
             sent += await self.sock.send(view[sent:])
 
-    async def close(self, drain_s: float) -> CloseHow | None:
+    async def close(self, drain_s: float, close_notify: bool = True) -> CloseHow | None:
         self.ended = CloseHow.FIN
         how = await drain_and_close(self.sock, drain_s)
         return CloseHow(how) if how else None
@@ -194,7 +195,7 @@ class StreamTransport:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise BrokenPipeError("stream broken") from exc
 
-    async def close(self, drain_s: float) -> CloseHow | None:
+    async def close(self, drain_s: float, close_notify: bool = True) -> CloseHow | None:
         self.ended = CloseHow.FIN
         how: CloseHow | None = None
         try:

@@ -11,7 +11,7 @@ import pytest
 
 UNKNOWN_CLSE = (
     "unknown action 'clse' (did you mean 'close'? expected one of: "
-    "respond, close, reset, hang, partial, dribble, garbage)"
+    "respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream)"
 )
 
 
@@ -137,10 +137,10 @@ def test_patch_rules_replace_the_rules_now_on_a_kept_alive_connection(admin, adm
         (
             {"accept": "refuse", "colour": "red"},
             400,
-            "unknown key 'colour' (expected 'accept' and/or 'rules')",
+            "unknown key 'colour' (expected 'accept', 'rules' and/or 'tls')",
         ),
-        ({}, 400, "expected a JSON object with 'accept' and/or 'rules'"),
-        (["refuse"], 400, "expected a JSON object with 'accept' and/or 'rules'"),
+        ({}, 400, "expected a JSON object with 'accept', 'rules' and/or 'tls'"),
+        (["refuse"], 400, "expected a JSON object with 'accept', 'rules' and/or 'tls'"),
     ],
 )
 def test_patch_invalid_body_is_400_and_changes_nothing(admin, adm, body, status, message):

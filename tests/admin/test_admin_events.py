@@ -153,7 +153,7 @@ def test_mode_events_name_their_cause_profile_api_or_schedule(admin, adm):
     assert ("timed", "open", "schedule") in modes
 
 
-def test_retries_are_the_same_request_again_on_a_new_connection(admin, adm):
+def test_repeats_are_the_same_request_again_on_a_new_connection_retries_need_trouble(admin, adm):
     srv, api = admin(adm.profile())
     port = srv["backend"].port
     order = dict(method="POST", body=b'{"n": 1}', headers="X-Request-Id: r1\r\n")
@@ -179,9 +179,15 @@ def test_retries_are_the_same_request_again_on_a_new_connection(admin, adm):
     prints = [e["fingerprint"] for e in requests]
     assert prints[0] == prints[1] == prints[2]
     assert len(set(prints[2:])) == 4  # other body, other X-Request-Id, other method: all different
-    assert [bool(e.get("retry")) for e in requests] == [False, False, True, False, False, False]
-    assert api.get("/listeners").json()["listeners"][0]["retries"] == 1
-    assert 'faultserver_retries_total{listener="backend"} 1\n' in api.get("/metrics").text
+    # answered every time: the third is seen again on a new connection (a repeat), but its
+    # first sending met no fault and no connection end, so it is no retry
+    assert [bool(e.get("repeat")) for e in requests] == [False, False, True, False, False, False]
+    assert [bool(e.get("retry")) for e in requests] == [False] * 6
+    listener = api.get("/listeners").json()["listeners"][0]
+    assert (listener["retries"], listener["repeats"]) == (0, 1)
+    metrics = api.get("/metrics").text
+    assert 'faultserver_retries_total{listener="backend"} 0\n' in metrics
+    assert 'faultserver_repeats_total{listener="backend"} 1\n' in metrics
 
 
 def test_events_since_and_limit(admin, adm):

@@ -25,7 +25,7 @@ from faultserver._profile.actions import ACCEPT_MODES, ACTIONS
 from tests.support import net
 
 LONG_S = net.LONG_S
-ACTIONS_LIST = "respond, close, reset, hang, partial, dribble, garbage"
+ACTIONS_LIST = "respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream"
 
 SIMPLE = """\
 version: 1
@@ -310,7 +310,7 @@ RUN_USAGE = "see 'faultserver run --help'"
         (
             ["start"],
             "faultserver: argument command: invalid choice: 'start' "
-            f"(choose from 'run', 'validate', 'actions', 'schema') ({USAGE})",
+            f"(choose from 'run', 'validate', 'profiles', 'actions', 'schema', 'ctl', 'probe') ({USAGE})",
         ),
         (["run"], f"faultserver: run: the following arguments are required: profile ({RUN_USAGE})"),
         (["run", "{p}", "--bogus"], f"faultserver: unrecognized arguments: --bogus ({USAGE})"),
@@ -392,8 +392,9 @@ def test_validate_prints_every_problem_exit_2(cli):
         BROKEN_PROBLEM,
         "two.yaml:1:10: version: unsupported version 2 (supported versions: 1)",
         "two.yaml:5:5: listeners[0].acept: unknown key 'acept' (did you mean 'accept'?)",
-        "missing.yaml:1:1: cannot read file: No such file or directory",
     ]
+    # a file that cannot be read is a one-line error, on standard error as for every command
+    assert result.stderr.splitlines() == ["missing.yaml:1:1: cannot read file: No such file or directory"]
 
 
 def test_actions_lists_every_action_and_accept_mode(cli):
@@ -402,7 +403,9 @@ def test_actions_lists_every_action_and_accept_mode(cli):
     lines = result.stdout.splitlines()
     listed = {line.split()[0] for line in lines if line.startswith("  ")}
     assert listed == set(ACTIONS) | set(ACCEPT_MODES)
-    assert set(ACTIONS) == {"respond", "close", "reset", "hang", "partial", "dribble", "garbage"}
+    assert set(ACTIONS) == {
+        "respond", "close", "reset", "hang", "partial", "dribble", "garbage", "delay", "goaway", "rst_stream"
+    }
     assert set(ACCEPT_MODES) == {"open", "refuse", "stall"}
     for line in lines:
         if line.startswith("  "):

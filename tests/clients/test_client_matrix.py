@@ -9,6 +9,12 @@ connection). Each prints a `MATRIX |` line; the README's table is copied from th
 (`pytest -s tests/clients`). The chains are those of the versions installed in the
 test environment (`MATRIX | versions` prints them).
 
+The keep-alive race has two flavours, each a shipped profile: fin.yaml (the second request
+on a kept-alive connection meets a FIN) and fin-rst.yaml (an RST); their cells carry the
+exception's message too (`exc_cell`). The race itself, `keepalive: {max_requests: 1}` with a
+client that reuses its connection at once, has no single outcome: its test runs 20 tries,
+prints how often each outcome came, and asserts only that each is one of the race's faces.
+
 Client timeouts: curl `--connect-timeout 1 -m 1.5`; requests `timeout=(1, 1)`; httpx
 `Timeout(1.0)`; aiohttp `ClientTimeout(total=5, sock_connect=1, sock_read=1)`.
 """
@@ -16,8 +22,10 @@ Client timeouts: curl `--connect-timeout 1 -m 1.5`; requests `timeout=(1, 1)`; h
 from __future__ import annotations
 
 import asyncio
+import collections
 import re
 import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -32,7 +40,7 @@ import requests.adapters
 import urllib3
 
 from faultserver.testing import load_source
-from tests.support.profiles import BODY_BYTES, matrix_profile
+from tests.support.profiles import BODY_BYTES, TEXT_OK, matrix_profile, one_listener
 
 CURL = shutil.which("curl")
 
@@ -81,17 +89,31 @@ def exc_chain(exc: BaseException) -> str:
     return " <- ".join(names)
 
 
+#: An address with a port (the server's, in a URL) varies from run to run.
+_ADDRESS = re.compile(r"127\.0\.0\.1:\d+")
+
+
+def exc_cell(exc: BaseException) -> str:
+    """The chain and the message the program would print (`str(exc)`), ports as PORT:
+    `httpx.ReadError <- httpcore.ReadError <- ConnectionResetError(104): [Errno 104] ...`."""
+    return f"{exc_chain(exc)}: {_ADDRESS.sub('127.0.0.1:PORT', str(exc))}"
+
+
 def _answer(status: int, body: bytes) -> str:
     return f"{status} ({len(body)} bytes)"
 
 
 def _curl_message(stderr: str) -> str:
-    """curl's error line and its retry notice (`-v` shows it), without the varying numbers."""
-    lines = [
-        line.removeprefix("* ")
-        for line in stderr.splitlines()
-        if line.startswith("curl: (") or line.startswith("* Connection died")
-    ]
+    """curl's error line and its retry notice (`-v` shows it), with the failure that made it
+    retry (`Recv failure: Connection reset by peer`, an RST), without the varying numbers."""
+    verbose = stderr.splitlines()
+    lines = []
+    for line, after in zip(verbose, [*verbose[1:], ""], strict=True):
+        retried = after.startswith("* Connection died")
+        if line.startswith(("curl: (", "* Connection died")) or (
+            retried and line.startswith(("* Recv failure", "* Send failure"))
+        ):
+            lines.append(line.removeprefix("* "))
     text = "; ".join(lines)
     text = re.sub(r"port \d+", "port PORT", text)
     return re.sub(r"after \d+ ms", "after N ms", text)
@@ -101,11 +123,18 @@ def _curl_message(stderr: str) -> str:
 
 #: `run(base_url, method, paths) -> [one string per request]`; a failure ends the sequence
 #: (as a program that gets an exception would), and the requests share one keep-alive connection.
-Runner = Callable[[str, str, list[str]], list[str]]
+#: The Python clients take `describe=`, how a failure becomes its cell (`exc_chain`, `exc_cell`).
+Runner = Callable[..., list[str]]
+
+#: How a failure becomes a cell.
+Describe = Callable[[BaseException], str]
 
 
-def run_curl(base: str, method: str, paths: list[str], extra: tuple[str, ...] = ()) -> list[str]:
-    """One curl invocation for all paths (so it reuses its connection): exit code and codes."""
+def run_curl(
+    base: str, method: str, paths: list[str], extra: tuple[str, ...] = (), describe: Describe | None = None
+) -> list[str]:
+    """One curl invocation for all paths (so it reuses its connection): exit code and codes.
+    (`describe` is unused: curl's cell holds its own message.)"""
     args = [CURL or "curl", "-sSv", "--connect-timeout", "1", "-m", "1.5", *extra]
     if method == "POST":
         args += ["-d", "order=1"]
@@ -118,7 +147,10 @@ def run_curl(base: str, method: str, paths: list[str], extra: tuple[str, ...] = 
 
 
 def _one_by_one(
-    paths: list[str], send: Callable[[str], tuple[int, bytes]], errors: type[Exception]
+    paths: list[str],
+    send: Callable[[str], tuple[int, bytes]],
+    errors: type[Exception],
+    describe: Describe = exc_chain,
 ) -> list[str]:
     """`send(path)` for each path in turn, a cell each; a failure is the last cell."""
     out = []
@@ -126,13 +158,13 @@ def _one_by_one(
         try:
             status, body = send(path)
         except errors as exc:
-            out.append(exc_chain(exc))
+            out.append(describe(exc))
             break
         out.append(_answer(status, body))
     return out
 
 
-def run_requests(base: str, method: str, paths: list[str]) -> list[str]:
+def run_requests(base: str, method: str, paths: list[str], describe: Describe = exc_chain) -> list[str]:
     body = b"order=1" if method == "POST" else None
     with requests.Session() as session:
 
@@ -140,21 +172,26 @@ def run_requests(base: str, method: str, paths: list[str]) -> list[str]:
             r = session.request(method, base + path, data=body, timeout=(1, 1))
             return r.status_code, r.content
 
-        return _one_by_one(paths, send, requests.RequestException)
+        return _one_by_one(paths, send, requests.RequestException, describe)
 
 
-def run_httpx(base: str, method: str, paths: list[str]) -> list[str]:
+#: httpx builds an SSL context for every client unless given one (about 50 ms each); the
+#: matrices speak plain HTTP, so one context serves every client (the race starts 40)
+_SSL_CONTEXT = ssl.create_default_context()
+
+
+def run_httpx(base: str, method: str, paths: list[str], describe: Describe = exc_chain) -> list[str]:
     body = b"order=1" if method == "POST" else None
-    with httpx.Client(timeout=httpx.Timeout(1.0)) as client:
+    with httpx.Client(timeout=httpx.Timeout(1.0), verify=_SSL_CONTEXT) as client:
 
         def send(path: str) -> tuple[int, bytes]:
             r = client.request(method, base + path, content=body)
             return r.status_code, r.content
 
-        return _one_by_one(paths, send, httpx.HTTPError)
+        return _one_by_one(paths, send, httpx.HTTPError, describe)
 
 
-def run_aiohttp(base: str, method: str, paths: list[str]) -> list[str]:
+def run_aiohttp(base: str, method: str, paths: list[str], describe: Describe = exc_chain) -> list[str]:
     async def main() -> list[str]:
         out = []
         timeout = aiohttp.ClientTimeout(total=5, sock_connect=1, sock_read=1)
@@ -166,7 +203,7 @@ def run_aiohttp(base: str, method: str, paths: list[str]) -> list[str]:
                     ) as r:
                         out.append(_answer(r.status, await r.read()))
                 except (TimeoutError, aiohttp.ClientError) as exc:
-                    out.append(exc_chain(exc))
+                    out.append(describe(exc))
                     break
         return out
 
@@ -189,14 +226,14 @@ def report(client: str, cause: str, **observed: Any) -> None:
 
 
 def observe(
-    faultserver: Any, client: str, cause: str, method: str, paths: list[str]
+    faultserver: Any, client: str, cause: str, method: str, paths: list[str], describe: Describe = exc_chain
 ) -> tuple[list[str], list[str], Any]:
     if client == "curl" and CURL is None:
         pytest.skip("curl is not installed (apt-get install -y curl)")
     srv = faultserver(matrix_profile(cause))
     listener = next(iter(srv.listeners.values()))
     start = time.monotonic()
-    got = RUNNERS[client](listener.url, method, paths)
+    got = RUNNERS[client](listener.url, method, paths, describe=describe)
     took = time.monotonic() - start
     # a request is logged as the server reads it, before any answer (or fault) the client
     # could have seen; this only gives the server thread its turn
@@ -252,28 +289,55 @@ def test_client_connect_timeout_fails_after_the_connect_timeout(faultserver, cli
 OK = f"200 ({BODY_BYTES} bytes)"
 OK_ECHO = re.compile(r"^200 \(\d+ bytes\)$")
 
-#: The second request on a kept-alive connection meets FIN (fin-on-reuse).
-FIN_ON_REUSE = {
-    ("curl", "GET"): (
-        ["exit 0, codes 200 200, Connection died, retrying a fresh connect (retry count: 1)"],
-        ["/2"],
-    ),
-    ("curl", "POST"): (
-        ["exit 0, codes 200 200, Connection died, retrying a fresh connect (retry count: 1)"],
-        ["/2"],
-    ),
-    ("requests", "GET"): (
-        ["OK", "requests.ConnectionError <- urllib3.ProtocolError <- http.client.RemoteDisconnected"],
-        [],
-    ),
-    ("requests", "POST"): (
-        ["OK", "requests.ConnectionError <- urllib3.ProtocolError <- http.client.RemoteDisconnected"],
-        [],
-    ),
-    ("httpx", "GET"): (["OK", "httpx.RemoteProtocolError <- httpcore.RemoteProtocolError"], []),
-    ("httpx", "POST"): (["OK", "httpx.RemoteProtocolError <- httpcore.RemoteProtocolError"], []),
-    ("aiohttp", "GET"): (["OK", "OK"], ["/2"]),
-    ("aiohttp", "POST"): (["OK", "aiohttp.ServerDisconnectedError"], []),
+#: curl's word for a reused connection that died before its answer; it resends the request
+#: on a new connection, whatever its method (faultserver sees the retry)
+CURL_RESENDS = "exit 0, codes 200 200, Connection died, retrying a fresh connect (retry count: 1)"
+CURL_RESENDS_AFTER_RST = (
+    "exit 0, codes 200 200, Recv failure: Connection reset by peer; "
+    "Connection died, retrying a fresh connect (retry count: 1)"
+)
+REMOTE_DISCONNECTED = (
+    "requests.ConnectionError <- urllib3.ProtocolError <- http.client.RemoteDisconnected: "
+    "('Connection aborted.', RemoteDisconnected('Remote end closed connection without response'))"
+)
+CONNECTION_RESET = (
+    "requests.ConnectionError <- urllib3.ProtocolError <- ConnectionResetError(104): "
+    "('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer'))"
+)
+HTTPX_DISCONNECTED = (
+    "httpx.RemoteProtocolError <- httpcore.RemoteProtocolError: "
+    "Server disconnected without sending a response."
+)
+HTTPX_RESET = (
+    "httpx.ReadError <- httpcore.ReadError <- ConnectionResetError(104): [Errno 104] Connection reset by peer"
+)
+AIOHTTP_DISCONNECTED = "aiohttp.ServerDisconnectedError: Server disconnected"
+AIOHTTP_RESET = "aiohttp.ClientOSError <- ConnectionResetError(104): [Errno 104] Connection reset by peer"
+
+#: The second request on a kept-alive connection meets a FIN (fin.yaml) or an RST
+#: (fin-rst.yaml): (cells, paths faultserver saw again on a new connection).
+ON_REUSE = {
+    "fin": {
+        ("curl", "GET"): ([CURL_RESENDS], ["/2"]),
+        ("curl", "POST"): ([CURL_RESENDS], ["/2"]),
+        ("requests", "GET"): (["OK", REMOTE_DISCONNECTED], []),
+        ("requests", "POST"): (["OK", REMOTE_DISCONNECTED], []),
+        ("httpx", "GET"): (["OK", HTTPX_DISCONNECTED], []),
+        ("httpx", "POST"): (["OK", HTTPX_DISCONNECTED], []),
+        # aiohttp resends an idempotent request once on a new connection
+        ("aiohttp", "GET"): (["OK", "OK"], ["/2"]),
+        ("aiohttp", "POST"): (["OK", AIOHTTP_DISCONNECTED], []),
+    },
+    "fin-rst": {
+        ("curl", "GET"): ([CURL_RESENDS_AFTER_RST], ["/2"]),
+        ("curl", "POST"): ([CURL_RESENDS_AFTER_RST], ["/2"]),
+        ("requests", "GET"): (["OK", CONNECTION_RESET], []),
+        ("requests", "POST"): (["OK", CONNECTION_RESET], []),
+        ("httpx", "GET"): (["OK", HTTPX_RESET], []),
+        ("httpx", "POST"): (["OK", HTTPX_RESET], []),
+        ("aiohttp", "GET"): (["OK", "OK"], ["/2"]),
+        ("aiohttp", "POST"): (["OK", AIOHTTP_RESET], []),
+    },
 }
 
 
@@ -283,9 +347,11 @@ def _normal(got: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize("client", CLIENTS)
-def test_client_fin_on_reuse(faultserver, client, method):
-    got, retried, _ = observe(faultserver, client, "fin", method, ["/1", "/2"])
-    assert (_normal(got), retried) == FIN_ON_REUSE[(client, method)]
+@pytest.mark.parametrize("cause", list(ON_REUSE))
+def test_client_second_request_on_a_kept_alive_connection(faultserver, cause, client, method):
+    """fin.yaml and fin-rst.yaml: the first request is answered, the second meets FIN or RST."""
+    got, retried, _ = observe(faultserver, client, cause, method, ["/1", "/2"], describe=exc_cell)
+    assert (_normal(got), retried) == ON_REUSE[cause][(client, method)]
 
 
 def _idle_close_s(cause: str) -> float | None:
@@ -293,31 +359,61 @@ def _idle_close_s(cause: str) -> float | None:
     return getattr(keepalive.idle_close, "seconds", None)
 
 
-@pytest.mark.parametrize("client", CLIENTS)
-def test_client_fin_idle_close_is_noticed(faultserver, client):
-    """A connection the backend closed while idle (idle_close) is not reused: no error."""
-    if client == "curl" and CURL is None:
-        pytest.skip("curl is not installed (apt-get install -y curl)")
-    srv = faultserver(matrix_profile("fin"))
-    url = next(iter(srv.listeners.values())).url
-    if client == "curl":
-        # one invocation; `--rate N/m` starts the second transfer 60/N s after the first,
-        # at least half a second after the connection went idle-closed
-        idle = _idle_close_s("fin")
-        if idle is None:
-            pytest.skip("the fin profile's idle_close is not a fixed duration")
-        per_minute = int(60 // (idle + 0.5))
-        got = run_curl(url, "GET", ["/1", "/2"], extra=("--rate", f"{per_minute}/m"))
-    else:
-        got = _with_pause(client, url, lambda: srv.wait_for(type="idle_close", timeout=5))
-    time.sleep(0.05)
-    seen = [(e["conn"], e["request_on_connection"]) for e in srv.requests()]
-    report(client, "fin (idle_close, then a request)", got=got, backend_saw=seen,
-           retried=[e["path"] for e in srv.retries()] or "no")
-    assert srv.events(type="idle_close")
-    assert _normal(got) == (["exit 0, codes 200 200"] if client == "curl" else ["OK", "OK"])
-    assert [n for _, n in seen] == [1, 1]  # the second request on a new connection, once
-    assert srv.retries() == []
+def _in_threads(jobs: dict[str, Callable[[], Any]], timeout: float = 30.0) -> dict[str, Any]:
+    """Each job in a thread of its own, at once; its result, or the exception it raised."""
+    results: dict[str, Any] = {}
+
+    def one(key: str) -> None:
+        try:
+            results[key] = jobs[key]()
+        except BaseException as exc:  # re-raised in the test below
+            results[key] = exc
+
+    threads = [threading.Thread(target=one, args=(key,)) for key in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert set(results) == set(jobs), f"jobs that did not finish: {set(jobs) - set(results)}"
+    for value in results.values():
+        if isinstance(value, BaseException):
+            raise value
+    return results
+
+
+@pytest.mark.parametrize("cause", list(ON_REUSE))
+def test_client_idle_close_is_noticed(faultserver, cause):
+    """A connection the backend closed while idle (idle_close: a FIN, in both flavours) is
+    not reused: no error. The four clients run at once, each against its own server."""
+    idle = _idle_close_s(cause)
+    if idle is None:
+        pytest.skip(f"the {cause} profile's idle_close is not a fixed duration")
+    clients = [c for c in CLIENTS if c != "curl" or CURL is not None]
+
+    def one(client: str) -> tuple[list[str], list[tuple[int, int]], list[Any]]:
+        srv = faultserver(matrix_profile(cause))
+        url = next(iter(srv.listeners.values())).url
+        if client == "curl":
+            # one invocation; `--rate N/m` starts the second transfer 60/N s after the first,
+            # at least half a second after the connection went idle-closed
+            per_minute = int(60 // (idle + 0.5))
+            got = run_curl(url, "GET", ["/1", "/2"], extra=("--rate", f"{per_minute}/m"))
+        else:
+            got = _with_pause(client, url, lambda: srv.wait_for(type="idle_close", timeout=5))
+        srv.wait_for(type="response", path="/2", timeout=2)
+        seen = [(e["conn"], e["request_on_connection"]) for e in srv.requests()]
+        report(client, f"{cause} (idle_close, then a request)", got=got, backend_saw=seen,
+               retried=[e["path"] for e in srv.retries()] or "no")
+        return got, seen, [srv.events(type="idle_close"), srv.retries()]
+
+    results = _in_threads({client: (lambda client=client: one(client)) for client in clients})
+    for client, (got, seen, (idle_closes, retries)) in results.items():
+        assert idle_closes, client
+        assert _normal(got) == (["exit 0, codes 200 200"] if client == "curl" else ["OK", "OK"]), client
+        assert [n for _, n in seen] == [1, 1], client  # the second request on a new connection, once
+        assert retries == [], client
+    if CURL is None:
+        pytest.skip("curl is not installed (apt-get install -y curl); the other clients passed")
 
 
 def _with_pause(client: str, url: str, pause: Callable[[], Any]) -> list[str]:
@@ -416,6 +512,86 @@ def test_client_fault_after_the_request(faultserver, client, cause):
         assert 0.9 <= took < 5
     else:
         assert took < 2
+
+
+# --- the keep-alive race itself: max_requests 1, a client that reuses at once ---------------
+
+#: `keepalive: {max_requests: 1}`: the server closes every connection (FIN, and no
+#: `Connection: close` to warn) right after its first answer. A client that sends its next
+#: request at once races that FIN: it may see the FIN first (and open a new connection),
+#: or write into the closing connection and meet the FIN, or an RST when its request
+#: arrives before the server's socket is gone.
+RACE = one_listener(response=TEXT_OK, keepalive={"max_requests": 1})
+#: Tries per client and method: each with a new client, /w-N then /r-N on its connection.
+RACE_TRIES = 20
+
+_CURL_RACE = (
+    r"exit 0, codes 200 200"
+    r"(, ((Recv|Send) failure: [^;]+; )?Connection died, retrying a fresh connect \(retry count: 1\))?"
+)
+#: Every outcome the race may give, per client (regular expressions, whole cells): an
+#: answer, or this client's name for the FIN or the RST (as in the ON_REUSE rows).
+RACE_FACES = {
+    "curl": (_CURL_RACE,),
+    "requests": ("OK", re.escape(REMOTE_DISCONNECTED), re.escape(CONNECTION_RESET)),
+    "httpx": ("OK", re.escape(HTTPX_DISCONNECTED), re.escape(HTTPX_RESET)),
+    "aiohttp": (
+        "OK",
+        re.escape(AIOHTTP_DISCONNECTED),
+        re.escape(AIOHTTP_RESET),
+        # the FIN was read after aiohttp took the connection from its pool, before the body went
+        re.escape(
+            "aiohttp.ClientOSError <- aiohttp.ClientConnectionResetError: [Errno None] "
+            "Can not write request body for http://127.0.0.1:PORT/r-N"
+        ),
+    ),
+}
+
+
+def _race(faultserver: Any, client: str, method: str) -> tuple[collections.Counter[str], list[Any], float]:
+    """RACE_TRIES tries against one server: how often each outcome came, what the server read."""
+    srv = faultserver(RACE)
+    url = next(iter(srv.listeners.values())).url
+    counts: collections.Counter[str] = collections.Counter()
+    answered = []
+    start = time.monotonic()
+    for i in range(RACE_TRIES):
+        got = _normal(RUNNERS[client](url, method, [f"/w-{i}", f"/r-{i}"], describe=exc_cell))
+        outcome = re.sub(r"/r-\d+", "/r-N", got[-1])
+        counts[outcome] += 1
+        if outcome == "OK" or outcome.startswith("exit 0"):
+            answered.append(f"/r-{i}")
+    took = time.monotonic() - start
+    if answered:
+        srv.wait_for(type="response", path=answered[-1], timeout=2)
+    seen = [e for e in srv.requests() if e["path"].startswith("/r-")]
+    return counts, [answered, seen, srv.retries()], took
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_client_keepalive_race_max_requests_1(faultserver, client):
+    """20 tries per method (GET and POST at once, a server each): a request, then one more on
+    the same connection as soon as the answer is read. Only the frequencies are stable."""
+    if client == "curl" and CURL is None:
+        pytest.skip("curl is not installed (apt-get install -y curl)")
+    results = _in_threads(
+        {method: (lambda method=method: _race(faultserver, client, method)) for method in ("GET", "POST")}
+    )
+    patterns = [re.compile(face) for face in RACE_FACES[client]]
+    for method, (counts, (answered, seen, retries), took) in results.items():
+        frequencies = ", ".join(f"{n} x {c}" for c, n in counts.most_common())
+        numbers = sorted({e["request_on_connection"] for e in seen})
+        report(client, f"max-requests-1 ({method} at once, {RACE_TRIES} tries)", outcomes=frequencies,
+               backend_saw=f"{len(seen)} of /r-N, request_on_connection {numbers}",
+               retried=[e["path"] for e in retries] or "no", took=f"{took:.2f}s")
+        assert sum(counts.values()) == RACE_TRIES
+        unexpected = [c for c in counts if not any(p.fullmatch(c) for p in patterns)]
+        assert not unexpected, f"{client} {method}: outcomes that are not a face of the race: {unexpected}"
+        # the server never reads a request on a connection it closed: each answered /r-N
+        # was read once, on a new connection, and none is a retry in faultserver's eyes
+        assert sorted(e["path"] for e in seen) == sorted(answered)
+        assert {e["request_on_connection"] for e in seen} <= {1}
+        assert retries == []
 
 
 # --- pool exhaustion: the client's own pool runs dry ------------------------------------------

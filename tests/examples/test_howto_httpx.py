@@ -77,5 +77,5 @@ def test_client_retries_after_fin(srv):
     with httpx.Client(timeout=5.0) as client:
         client.get(url + "/warmup")
         assert get_with_retry(client, url + "/orders").status_code == 200
-    [retry] = srv.retries()  # requests seen again on a new connection
+    [retry] = srv.retries()  # requests sent again after a fault (here, the FIN)
     assert (retry["method"], retry["path"], retry["request_on_connection"]) == ("GET", "/orders", 1)

@@ -81,5 +81,5 @@ def test_session_retries_get_after_fin(srv):
         assert session.get(url + "/orders", timeout=5.0).status_code == 200  # retried
         with pytest.raises(requests.exceptions.ConnectionError):
             session.post(url + "/orders", json={"n": 1}, timeout=5.0)  # POST is not retried
-    [retry] = srv.retries()  # requests seen again on a new connection
+    [retry] = srv.retries()  # requests sent again after a fault (here, the FIN)
     assert (retry["method"], retry["path"], retry["request_on_connection"]) == ("GET", "/orders", 1)

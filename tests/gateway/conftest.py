@@ -56,6 +56,14 @@ class NginxOptions:
     read_timeout: str = "1s"
     #: the upstream server's connection limit (none by default)
     max_conns: int | None = None
+    #: HTTPS to the upstream, its certificate verified against this CA file
+    #: (`proxy_ssl_verify on`, `proxy_ssl_trusted_certificate`); None: plain HTTP
+    upstream_ca: str | None = None
+    #: the name the upstream's certificate is checked for (`proxy_ssl_name`); nginx checks
+    #: DNS names only, never an IP address, hence `localhost` (in every generated leaf)
+    upstream_name: str = "localhost"
+    #: send `upstream_name` as SNI (`proxy_ssl_server_name on`)
+    upstream_sni: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +77,15 @@ class HAProxyOptions:
     retries: int = 1
     #: lines added to the backend section (`http-reuse always`)
     backend_extra: str = ""
+    #: TLS to the server, verified against this CA file (`ssl verify required ca-file`);
+    #: None: plain HTTP
+    upstream_ca: str | None = None
+    #: the SNI sent to the server (`sni str(NAME)`), which HAProxy also checks the server's
+    #: certificate for; None: no SNI and no name check
+    upstream_sni: str | None = None
+    #: added to the end of each `option httplog` line, e.g. `%[bc_err_str]` (a log-format
+    #: string); empty: the plain httplog line
+    log_extra: str = ""
 
 
 class Gateway:
@@ -192,6 +209,14 @@ class Nginx(Gateway):
         user = "user root;" if os.geteuid() == 0 else ""
         o = self.options
         max_conns = f" max_conns={o.max_conns}" if o.max_conns else ""
+        scheme, tls = "http", ""
+        if o.upstream_ca is not None:
+            scheme = "https"
+            tls = f"""
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate {o.upstream_ca};
+            proxy_ssl_name {o.upstream_name};
+            proxy_ssl_server_name {"on" if o.upstream_sni else "off"};"""
         self.conf.write_text(
             f"""
 daemon off;
@@ -217,11 +242,11 @@ http {{
     server {{
         listen 127.0.0.1:{self.port};
         location / {{
-            proxy_pass http://backend;
+            proxy_pass {scheme}://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_connect_timeout {o.connect_timeout};
-            proxy_read_timeout {o.read_timeout};
+            proxy_read_timeout {o.read_timeout};{tls}
         }}
     }}
 }}
@@ -275,6 +300,18 @@ class HAProxy(Gateway):
         # `nbthread 1`: with several threads, a log line that meets another thread's write to
         # stdout is dropped, not queued (haproxy/haproxy#1861), and a test waits for it in vain.
         o = self.options
+        tls = ""
+        if o.upstream_ca is not None:
+            tls = f" ssl verify required ca-file {o.upstream_ca}"
+            if o.upstream_sni is not None:
+                tls += f" sni str({o.upstream_sni})"
+        # `option httplog`, or its format spelled out (as HAProxy's manual gives it) with
+        # `log_extra` after it
+        httplog = (
+            'log-format "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc '
+            f'%ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{{+Q}}r {o.log_extra}"'
+            if o.log_extra else "option httplog"
+        )
         self.conf.write_text(
             f"""
 global
@@ -284,7 +321,7 @@ global
 defaults
     mode http
     log global
-    option httplog
+    {httplog}
     option dontlognull
     retries {o.retries}
     timeout connect {o.timeout_connect}
@@ -296,7 +333,7 @@ frontend fe
     default_backend be
 backend be
     {o.backend_extra}
-    server s1 127.0.0.1:{self.upstream_port} maxconn {o.maxconn}
+    server s1 127.0.0.1:{self.upstream_port} maxconn {o.maxconn}{tls}
 """
         )
 

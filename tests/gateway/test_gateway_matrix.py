@@ -5,6 +5,12 @@ it (see conftest.py), sends requests through the gateway and checks both the sta
 gateway returned and the line its log wrote. Each prints a `MATRIX |` line with the
 observed values; the README's table is copied from those lines (`pytest -s -m gateway`).
 
+The keep-alive race has two flavours, each a shipped profile: fin.yaml (the second request on
+a kept-alive upstream connection meets a FIN) and fin-rst.yaml (an RST); every fin row runs
+with both. The race itself (`keepalive: {max_requests: 1}`, the next request sent at once)
+has no single outcome: its tests run 20 tries, print how often each outcome came, and assert
+only that each is one of the race's faces.
+
 Gateway settings (conftest.py): nginx with `keepalive 8` to the upstream, HTTP/1.1,
 `proxy_connect_timeout 1s`, `proxy_read_timeout 1s`; HAProxy with `maxconn 2` on the
 server, `timeout connect 1s`, `timeout server 1s`, `timeout queue 500ms`, `retries 1`.
@@ -12,16 +18,18 @@ server, `timeout connect 1s`, `timeout server 1s`, `timeout queue 500ms`, `retri
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import http.client
 import json
+import re
 import threading
 import time
 from typing import Any
 
 import pytest
 
-from tests.support.profiles import BODY_BYTES, matrix_profile
+from tests.support.profiles import BODY_BYTES, TEXT_OK, matrix_profile, one_listener
 
 pytestmark = pytest.mark.gateway
 
@@ -30,7 +38,11 @@ pytestmark = pytest.mark.gateway
 
 
 def start_backend(faultserver: Any, name: str) -> tuple[Any, int]:
-    srv = faultserver(matrix_profile(name))
+    return start_backend_profile(faultserver, matrix_profile(name))
+
+
+def start_backend_profile(faultserver: Any, profile: Any) -> tuple[Any, int]:
+    srv = faultserver(profile)
     listener = next(iter(srv.listeners.values()))
     return srv, listener.port
 
@@ -205,11 +217,79 @@ def test_gateway_one_get_gives_the_status_and_log_line_of_its_cause(faultserver,
     check_one_get(srv, answer, said, row)
 
 
+# --- the keep-alive race: max_requests 1, the next request sent at once ----------------------
+
+#: `keepalive: {max_requests: 1}`: the backend closes every connection (FIN, and no
+#: `Connection: close` to warn) right after its first answer. A gateway that sends the next
+#: request on that connection at once races the FIN: it may see the FIN first (and open a
+#: new connection), or send into the closing connection.
+RACE = one_listener(response=TEXT_OK, keepalive={"max_requests": 1})
+#: Tries per gateway and method: each a new client connection sending /w-N, then /r-N on it
+#: as soon as /w-N is answered. The row counts the /r-N outcomes. A /w-N may race too, where
+#: the gateway shares its upstream connections between clients (nginx's `keepalive` cache).
+RACE_TRIES = 20
+
+
+def race_tries(gw: Any, method: str) -> list[tuple[str, Answer]]:
+    """RACE_TRIES tries through the gateway: (path, answer) of every request, in order."""
+    host, port = gw.url.removeprefix("http://").split(":")
+    out = []
+    for i in range(RACE_TRIES):
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            for path in (f"/w-{i}", f"/r-{i}"):
+                out.append((path, send(gw.url, method, path, conn=conn)))
+        finally:
+            conn.close()
+    return out
+
+
+def _counted(outcomes: list[str]) -> str:
+    return ", ".join(f"{n} x {o}" for o, n in collections.Counter(outcomes).most_common())
+
+
+def check_race(srv: Any, gateway: str, method: str, outcomes: list[tuple[str, str]], faces: tuple[str, ...],
+               answered: list[str]) -> None:
+    """Print how often each outcome came; assert each is one of the race's `faces` (regular
+    expressions, whole outcomes), and that faultserver read each answered request once, on a
+    new connection: it never reads a request on a connection it closed, so it sees no retry."""
+    second = [o for path, o in outcomes if path.startswith("/r-")]
+    first = [o for path, o in outcomes if path.startswith("/w-")]
+    for path in answered:
+        srv.wait_for(type="request", path=path, timeout=2)
+    seen = [e for e in srv.requests() if e["path"].startswith(("/w-", "/r-"))]
+    numbers = sorted({e["request_on_connection"] for e in seen})
+    report(gateway, f"max-requests-1 ({method}, the next request at once, {RACE_TRIES} tries)",
+           outcomes=_counted(second), first_requests=_counted(first),
+           backend_saw=f"{len(seen)} requests, request_on_connection {numbers}",
+           retried=[e["path"] for e in srv.retries()] or "no")
+    assert len(second) == RACE_TRIES
+    patterns = [re.compile(face) for face in faces]
+    unexpected = sorted({o for _, o in outcomes if not any(p.fullmatch(o) for p in patterns)})
+    assert not unexpected, f"{gateway} {method}: outcomes that are not a face of the race: {unexpected}"
+    assert sorted(e["path"] for e in seen) == sorted(answered)
+    assert {e["request_on_connection"] for e in seen} == {1}
+    assert srv.retries() == []
+
+
 # --- nginx ------------------------------------------------------------------------------
 
+#: The two flavours of the keep-alive race: what the second request on a kept-alive upstream
+#: connection meets, as faultserver's fault event names it.
+ON_REUSE = {"fin": "close", "fin-rst": "reset"}
 
-def test_nginx_fin_on_reuse_get_is_retried_on_a_fresh_connection(faultserver, nginx):
-    srv, port = start_backend(faultserver, "fin")
+#: nginx's error.log message for a request sent on a cached connection that the backend closed
+NGINX_ON_REUSE = {
+    "fin": "[error] upstream prematurely closed connection while reading response header from upstream",
+    "fin-rst": (
+        "[error] recv() failed (104: Connection reset by peer) while reading response header from upstream"
+    ),
+}
+
+
+@pytest.mark.parametrize("cause", list(ON_REUSE))
+def test_nginx_fin_on_reuse_get_is_retried_on_a_fresh_connection(faultserver, nginx, cause):
+    srv, port = start_backend(faultserver, cause)
     gw = nginx(port)
     assert send(gw.url, "GET", "/warm").status == 200  # opens the upstream connection
     gw.access_line("GET", "/warm")  # logged when done: the upstream connection is cached now
@@ -217,44 +297,42 @@ def test_nginx_fin_on_reuse_get_is_retried_on_a_fresh_connection(faultserver, ng
     line = gw.error_line("GET", "/fin-get")
     seen = requests_for(srv, "/fin-get")
     access = gw.access_line("GET", "/fin-get")
-    report("nginx", "fin (GET on a reused connection)", status=answer.status,
+    report("nginx", f"{cause} (GET on a reused connection)", status=answer.status,
            error_log=gw.message(line), backend_saw=[(e["conn"], e["request_on_connection"]) for e in seen],
            access_log=access.split(" ", 3)[3])
     assert answer.status == 200
     echo = json.loads(answer.body)  # the backend's echo: the answer came from the new connection
     assert (echo["path"], echo["request_on_connection"]) == ("/fin-get", 1)
-    assert gw.message(line) == (
-        "[error] upstream prematurely closed connection while reading response header from upstream"
-    )
-    # first on the reused connection (closed with FIN), then again on a new one
+    assert gw.message(line) == NGINX_ON_REUSE[cause]
+    # first on the reused connection (closed with FIN or RST), then again on a new one
     assert [e["request_on_connection"] for e in seen] == [2, 1]
     assert seen[0]["conn"] != seen[1]["conn"]
     assert [e["path"] for e in srv.retries()] == ["/fin-get"]
-    assert srv.events(type="fault", action="close", path="/fin-get")
+    assert srv.events(type="fault", action=ON_REUSE[cause], path="/fin-get")
     assert "upstream_status=502, 200" in access
 
 
-def test_nginx_fin_on_reuse_post_gets_502(faultserver, nginx):
-    srv, port = start_backend(faultserver, "fin")
+@pytest.mark.parametrize("cause", list(ON_REUSE))
+def test_nginx_fin_on_reuse_post_gets_502(faultserver, nginx, cause):
+    srv, port = start_backend(faultserver, cause)
     gw = nginx(port)
     assert send(gw.url, "POST", "/warm").status == 200
     gw.access_line("POST", "/warm")  # logged when done: the upstream connection is cached now
     answer = send(gw.url, "POST", "/fin-post")
     line = gw.error_line("POST", "/fin-post")
     seen = requests_for(srv, "/fin-post")
-    report("nginx", "fin (POST on a reused connection)", status=answer.status,
+    report("nginx", f"{cause} (POST on a reused connection)", status=answer.status,
            error_log=gw.message(line), backend_saw=[(e["conn"], e["request_on_connection"]) for e in seen])
     assert answer.status == 502
-    assert gw.message(line) == (
-        "[error] upstream prematurely closed connection while reading response header from upstream"
-    )
+    assert gw.message(line) == NGINX_ON_REUSE[cause]
     # not idempotent: nginx does not send it again (proxy_next_upstream without non_idempotent)
     assert [e["request_on_connection"] for e in seen] == [2]
     assert srv.retries() == []
 
 
-def test_nginx_fin_idle_close_is_noticed_before_reuse(faultserver, nginx):
-    srv, port = start_backend(faultserver, "fin")
+@pytest.mark.parametrize("cause", list(ON_REUSE))
+def test_nginx_fin_idle_close_is_noticed_before_reuse(faultserver, nginx, cause):
+    srv, port = start_backend(faultserver, cause)
     gw = nginx(port)
     assert send(gw.url, "GET", "/warm").status == 200
     gw.access_line("GET", "/warm")  # logged when done: the upstream connection is cached now
@@ -262,13 +340,52 @@ def test_nginx_fin_idle_close_is_noticed_before_reuse(faultserver, nginx):
     srv.wait_for(type="peer_close", timeout=2)  # nginx closed its cached connection at once
     answer = send(gw.url, "GET", "/after-idle")
     seen = requests_for(srv, "/after-idle")
-    report("nginx", "fin (idle_close, then a request)", status=answer.status,
+    report("nginx", f"{cause} (idle_close, then a request)", status=answer.status,
            error_log=gw.error_lines("GET", "/after-idle") or "(none)",
            backend_saw=[(e["conn"], e["request_on_connection"]) for e in seen])
     assert answer.status == 200
     assert [e["request_on_connection"] for e in seen] == [1]  # a new connection
     assert gw.error_lines("GET", "/after-idle") == []
     assert srv.retries() == []
+
+
+#: nginx's words for a request sent on a cached upstream connection that the backend is
+#: closing: the FIN or the RST met while waiting for the answer (as in NGINX_ON_REUSE), or
+#: while the request was still being written
+_NGINX_RACE_ERROR = (
+    r"\[error\] (upstream prematurely closed connection|recv\(\) failed \(104: Connection reset by peer\))"
+    r" while reading response header from upstream"
+    r"|\[error\] (writev|send)\(\) failed \((32: Broken pipe|104: Connection reset by peer)\)"
+    r" while sending request to upstream"
+)
+#: (status, and when nginx tried more than once, the statuses of its tries) then the error line
+NGINX_RACE_FACES = {
+    # a GET is sent again on a new connection: 200, its access log saying `502, 200`
+    "GET": ("200", rf"200 \(upstream_status=502, 200\), ({_NGINX_RACE_ERROR})"),
+    # a POST is not (nginx counts it as sent once it began writing it): 502
+    "POST": ("200", rf"502, ({_NGINX_RACE_ERROR})"),
+}
+
+
+def test_nginx_keepalive_race_max_requests_1(faultserver, nginx):
+    """20 tries per method: a request through nginx, then one more on the same client
+    connection as soon as it is answered; nginx reuses its cached upstream connection, which
+    the backend is closing. nginx shares that cache between clients, so a try's first request
+    may meet the previous try's closing connection too (`first_requests`)."""
+    for method in ("GET", "POST"):
+        srv, port = start_backend_profile(faultserver, RACE)
+        gw = nginx(port)
+        outcomes, answered = [], []
+        for path, answer in race_tries(gw, method):
+            upstream = gw.access_line(method, path).split("upstream_status=")[1].split(" request_time=")[0]
+            errors = [gw.message(line) for line in gw.error_lines(method, path)]
+            outcome = str(answer.status)
+            if upstream != outcome:
+                outcome += f" (upstream_status={upstream})"
+            outcomes.append((path, ", ".join([outcome, *errors])))
+            if answer.status == 200:
+                answered.append(path)
+        check_race(srv, "nginx", method, outcomes, NGINX_RACE_FACES[method], answered)
 
 
 def test_nginx_pool_exhaustion_opens_more_connections(faultserver, nginx):
@@ -326,8 +443,9 @@ def _haproxy_cell(gw: Any, line: str) -> str:
     return f"status={status} term={term} retries={retries}"
 
 
-def test_haproxy_fin_on_reuse_closes_the_client_connection_silently(faultserver, haproxy):
-    srv, port = start_backend(faultserver, "fin")
+@pytest.mark.parametrize("cause", list(ON_REUSE))
+def test_haproxy_fin_on_reuse_closes_the_client_connection_silently(faultserver, haproxy, cause):
+    srv, port = start_backend(faultserver, cause)
     gw = haproxy(port)
     results = {}
     for method in ("GET", "POST"):
@@ -339,12 +457,16 @@ def test_haproxy_fin_on_reuse_closes_the_client_connection_silently(faultserver,
         finally:
             conn.close()
         results[method] = (first, second)
-    time.sleep(0.5)  # give a log line every chance to appear (they come within milliseconds)
+    # a log line is written when its stream ends; these ended before a last request was sent,
+    # and with one thread HAProxy writes its lines in turn: once that request's line is
+    # there, any line of theirs would be too
+    assert send(gw.url, "GET", "/logged").status == 200
+    gw.log_line("GET", "/logged")
     log = gw.log()
     for method, (first, second) in results.items():
         path = f"/{method.lower()}-2"
         seen = requests_for(srv, path)
-        report("haproxy", f"fin ({method}, second request on one client connection)",
+        report("haproxy", f"{cause} ({method}, second request on one client connection)",
                first=str(first), second=str(second),
                log=[line for line in log.splitlines() if path in line] or "(no line)",
                backend_saw=[(e["conn"], e["request_on_connection"]) for e in seen])
@@ -358,8 +480,9 @@ def test_haproxy_fin_on_reuse_closes_the_client_connection_silently(faultserver,
     assert srv.retries() == []
 
 
-def test_haproxy_fin_on_reuse_across_clients_gives_502_sh(faultserver, haproxy):
-    srv, port = start_backend(faultserver, "fin")
+@pytest.mark.parametrize("cause", list(ON_REUSE))
+def test_haproxy_fin_on_reuse_across_clients_gives_502_sh(faultserver, haproxy, cause):
+    srv, port = start_backend(faultserver, cause)
     # the default (`http-reuse safe`) never sends a client's first request on an idle
     # server connection; `always` does, and that is where the backend's FIN lands
     gw = haproxy(port, backend_extra="http-reuse always")
@@ -371,7 +494,7 @@ def test_haproxy_fin_on_reuse_across_clients_gives_502_sh(faultserver, haproxy):
         answer = send(gw.url, method, path)
         line = gw.log_line(method, path)
         seen = requests_for(srv, path)
-        report("haproxy", f"fin ({method} on a reused server connection, http-reuse always)",
+        report("haproxy", f"{cause} ({method} on a reused server connection, http-reuse always)",
                status=answer.status, log=_haproxy_cell(gw, line),
                backend_saw=[(e["conn"], e["request_on_connection"]) for e in seen])
         assert answer.status == 502
@@ -381,11 +504,12 @@ def test_haproxy_fin_on_reuse_across_clients_gives_502_sh(faultserver, haproxy):
     assert srv.retries() == []
 
 
-def test_haproxy_fin_default_reuse_gives_every_client_its_own_connection(faultserver, haproxy):
-    srv, port = start_backend(faultserver, "fin")
+@pytest.mark.parametrize("cause", list(ON_REUSE))
+def test_haproxy_fin_default_reuse_gives_every_client_its_own_connection(faultserver, haproxy, cause):
+    srv, port = start_backend(faultserver, cause)
     gw = haproxy(port)
     answers = [send(gw.url, m, f"/{m.lower()}-{i}") for i in range(2) for m in ("GET", "POST")]
-    report("haproxy", "fin (one request per client connection, http-reuse safe)",
+    report("haproxy", f"{cause} (one request per client connection, http-reuse safe)",
            statuses=[a.status for a in answers],
            backend_saw=[e["request_on_connection"] for e in srv.requests()])
     assert [a.status for a in answers] == [200] * 4
@@ -393,8 +517,9 @@ def test_haproxy_fin_default_reuse_gives_every_client_its_own_connection(faultse
     assert srv.events(type="fault") == []
 
 
-def test_haproxy_fin_idle_close_is_noticed_before_reuse(faultserver, haproxy):
-    srv, port = start_backend(faultserver, "fin")
+@pytest.mark.parametrize("cause", list(ON_REUSE))
+def test_haproxy_fin_idle_close_is_noticed_before_reuse(faultserver, haproxy, cause):
+    srv, port = start_backend(faultserver, cause)
     gw = haproxy(port, backend_extra="http-reuse always")  # the idle connection is a candidate
     assert send(gw.url, "GET", "/warm").status == 200
     gw.log_line("GET", "/warm")
@@ -403,12 +528,46 @@ def test_haproxy_fin_idle_close_is_noticed_before_reuse(faultserver, haproxy):
     answer = send(gw.url, "GET", "/after-idle")
     line = gw.log_line("GET", "/after-idle")
     seen = requests_for(srv, "/after-idle")
-    report("haproxy", "fin (idle_close, then a request, http-reuse always)", status=answer.status,
+    report("haproxy", f"{cause} (idle_close, then a request, http-reuse always)", status=answer.status,
            log=_haproxy_cell(gw, line), backend_saw=[(e["conn"], e["request_on_connection"]) for e in seen])
     assert answer.status == 200
     assert gw.summary(line) == ("200", "----", "0")
     assert [e["request_on_connection"] for e in seen] == [1]  # a new connection
     assert srv.retries() == []
+
+
+#: The client's view, then HAProxy's log line (status and termination state) or none
+HAPROXY_RACE_FACES = (
+    # HAProxy saw the FIN first and opened a new server connection
+    r"200 \(3 bytes\), log 200 ----",
+    # HAProxy sent the request into the closing connection: as for fin.yaml and fin-rst.yaml,
+    # it closes the client connection without an answer and without a log line, so that the
+    # client may retry
+    r"RemoteDisconnected: Remote end closed connection without response, no log line",
+)
+
+
+def test_haproxy_keepalive_race_max_requests_1(faultserver, haproxy):
+    """20 tries per method: a request through HAProxy, then one more on the same client
+    connection as soon as it is answered. The server connection stays with the client's
+    (`http-reuse safe`), so HAProxy sends the second request on it unless it has read the FIN."""
+    for method in ("GET", "POST"):
+        srv, port = start_backend_profile(faultserver, RACE)
+        gw = haproxy(port)
+        tries = race_tries(gw, method)
+        # with one thread HAProxy writes its lines in turn: once a last request's line is
+        # there, the line of every earlier stream that has one is too
+        assert send(gw.url, "GET", "/logged").status == 200
+        gw.log_line("GET", "/logged")
+        log = gw.log().splitlines()
+        outcomes, answered = [], []
+        for path, answer in tries:
+            lines = [line for line in log if f" {path} HTTP/1.1" in line]
+            said = ", ".join("log {} {}".format(*gw.summary(line)[:2]) for line in lines) or "no log line"
+            outcomes.append((path, f"{answer}, {said}"))
+            if answer.status == 200:
+                answered.append(path)
+        check_race(srv, "haproxy", method, outcomes, HAPROXY_RACE_FACES, answered)
 
 
 def test_haproxy_pool_exhaustion_queue_timeout_gives_503_sq(faultserver, haproxy):

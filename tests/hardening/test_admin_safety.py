@@ -193,10 +193,15 @@ def test_admin_endpoints_are_exactly_the_documented_ones():
         ("POST", "/listeners/<name>/drop"),
         ("GET", "/profile"),
         ("PUT", "/profile"),
+        ("POST", "/reload"),  # its own file, or a shipped profile by name: never a file the caller names
         ("GET", "/events"),
         ("GET", "/events/stream"),
         ("POST", "/reset"),
         ("GET", "/metrics"),
+        ("GET", "/state"),
+        ("POST", "/schedule/pause"),
+        ("POST", "/schedule/resume"),
+        ("POST", "/panic"),
     }
 
 

@@ -32,6 +32,8 @@ from typing import Any
 from .wait import LONG_S, wait_until
 
 __all__ = [
+    "CA_LINE",
+    "CONTROL_CA_LINE",
     "CONTROL_LINE",
     "LISTENER_LINE",
     "CliProcesses",
@@ -50,7 +52,11 @@ START_TIMEOUT_S = 15.0
 LISTENER_LINE = re.compile(
     r"^listener (?P<name>[A-Za-z0-9_.-]+) (?P<url>https?://\S+) accept=(?P<accept>open|refuse|stall)$"
 )
-CONTROL_LINE = re.compile(r"^control (?P<url>http://\S+)$")
+CONTROL_LINE = re.compile(r"^control (?P<url>https?://\S+)$")
+#: Before the control line when the admin API serves a generated certificate: its CA file.
+CONTROL_CA_LINE = re.compile(r"^control-ca (?P<path>/\S+)$")
+#: After a TLS listener's line with a generated CA: the PEM file its clients must trust.
+CA_LINE = re.compile(r"^ca (?P<name>[A-Za-z0-9_.-]+) (?P<path>/\S+)$")
 
 
 def cli_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -80,6 +86,17 @@ class CliServer:
     @property
     def urls(self) -> dict[str, str]:
         return {name: url for name, (url, _) in self.listeners.items()}
+
+    @property
+    def control_ca_path(self) -> str | None:
+        """The admin API's CA file, from the `control-ca ...` line (None: plain HTTP)."""
+        found = [m["path"] for m in map(CONTROL_CA_LINE.match, self.lines) if m]
+        return found[0] if found else None
+
+    @property
+    def ca_paths(self) -> dict[str, str]:
+        """name -> the CA file of a TLS listener, from the `ca ...` lines."""
+        return {m["name"]: m["path"] for m in map(CA_LINE.match, self.lines) if m}
 
     def port(self, name: str) -> int:
         return int(self.listeners[name][0].rsplit(":", 1)[1])
@@ -234,6 +251,9 @@ def _read_first_lines(
         listener = LISTENER_LINE.match(line)
         if listener:
             listeners[listener["name"]] = (listener["url"], listener["accept"])
+            continue
+        ca = CA_LINE.match(line)
+        if (ca and ca["name"] in listeners) or CONTROL_CA_LINE.match(line):
             continue
         control = CONTROL_LINE.match(line)
         assert control, f"unexpected line before the control line: {line!r} (so far {first})"

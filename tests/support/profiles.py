@@ -30,9 +30,10 @@ def one_listener(seed: int | None = None, **fields: Any) -> dict[str, Any]:
 #: The response body of the matrices' partial rows.
 BODY_BYTES = 1000
 
-#: Causes with a profile shipped in profiles/: the four D504CO ones and reset. The README's
-#: table names these files, so the matrices run exactly them.
-SHIPPED = ("refused", "connect-timeout", "fin", "pool-exhaustion", "reset")
+#: Causes with a profile shipped in profiles/: the four D504CO ones, reset, and fin-rst (the
+#: RST flavour of the keep-alive race). The README's table names these files, so the
+#: matrices run exactly them.
+SHIPPED = ("refused", "connect-timeout", "fin", "fin-rst", "pool-exhaustion", "reset")
 
 #: The rows of the matrices that have no shipped file.
 EXTRA = {

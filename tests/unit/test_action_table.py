@@ -44,6 +44,11 @@ EXAMPLE = {
     ValueKind.BODY: ("nope", "nope"),
     ValueKind.FRAMING: ("chunked", "chunked"),
     ValueKind.THEN: ("reset", "reset"),
+    ValueKind.BOOLEAN: (False, "false"),
+    ValueKind.H2_ERROR: ("REFUSED_STREAM", "refused_stream"),
+    ValueKind.LAST_STREAM: ("previous", "previous"),
+    ValueKind.GOAWAY_THEN: ("keep", "keep"),
+    ValueKind.GRPC: ({"status": "UNAVAILABLE"}, None),  # the header cannot spell a mapping
 }
 
 

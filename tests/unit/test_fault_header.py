@@ -27,7 +27,7 @@ from faultserver._profile.model import (
 )
 from faultserver._profile.units import Fixed
 
-ACTIONS = "respond, close, reset, hang, partial, dribble, garbage"
+ACTIONS = "respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream"
 SIZE = "expected a size such as 512, '512B', '4KiB', '1MiB' or '1KB'"
 DURATION = "expected a duration such as 1.5, '250ms', '2s', '1m' or '1h'"
 NINES = "9" * 5000
@@ -250,5 +250,5 @@ def test_fault_header_long_key_is_shortened_in_the_message():
         parse_fault_header("close; " + "k" * 5000 + "=1")
     assert str(info.value) == (
         "kkkkkkkkkkkkkkkkkkkkkkkkkkkk...kkkkkk: unknown key 'kkkkkkkkkkkkkkkkkkkkkkkkkkkk'... "
-        "(5000 characters) for action 'close' (expected one of: delay, drain)"
+        "(5000 characters) for action 'close' (expected one of: delay, drain, close_notify)"
     )

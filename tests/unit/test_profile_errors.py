@@ -73,7 +73,7 @@ def test_error_spec_example_unknown_action() -> None:
     assert problems(text, "profiles/broken.yaml") == [
         "profiles/broken.yaml:14:15: listeners[0].rules[1].action: unknown action 'clse' "
         "(did you mean 'close'? expected one of: respond, close, reset, hang, partial, dribble, "
-        "garbage)"
+        "garbage, delay, goaway, rst_stream)"
     ]
 
 
@@ -515,7 +515,7 @@ def test_error_response_status_range() -> None:
 def test_error_response_unknown_key() -> None:
     assert one(listener("response: {code: 200}")) == (
         "p.yaml:5:16: listeners[0].response.code: "
-        "unknown key 'code' (expected one of: status, headers, body, framing)"
+        "unknown key 'code' (expected one of: status, headers, body, framing, grpc)"
     )
 
 
@@ -833,14 +833,15 @@ def test_error_rule_missing_action() -> None:
 def test_error_rule_unknown_action() -> None:
     assert one(rule("action: fin")) == (
         "p.yaml:6:17: listeners[0].rules[0].action: unknown action 'fin' "
-        "(expected one of: respond, close, reset, hang, partial, dribble, garbage)"
+        "(expected one of: respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream)"
     )
 
 
 def test_error_rule_action_not_a_string() -> None:
     assert one(rule("action: [close]")) == (
         "p.yaml:6:17: listeners[0].rules[0].action: expected an action "
-        "(one of: respond, close, reset, hang, partial, dribble, garbage), got a list"
+        "(one of: respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream), "
+        "got a list"
     )
 
 
@@ -848,7 +849,8 @@ def test_error_rule_unknown_key_without_action() -> None:
     # with no valid action, any action's key is allowed, and the rest are unknown
     assert problems(rule("action: fin", "tims: 1", "bytes: 1")) == [
         "p.yaml:6:17: listeners[0].rules[0].action: unknown action 'fin' "
-        "(expected one of: respond, close, reset, hang, partial, dribble, garbage)",
+        "(expected one of: respond, close, reset, hang, partial, dribble, garbage, delay, goaway, "
+        "rst_stream)",
         "p.yaml:7:9: listeners[0].rules[0].tims: unknown key 'tims' (did you mean 'times'?)",
     ]
 
@@ -863,7 +865,7 @@ def test_error_rule_key_did_you_mean() -> None:
 def test_error_rule_key_of_another_action() -> None:
     assert one(rule("action: close", "bytes: 10")) == (
         "p.yaml:7:9: listeners[0].rules[0].bytes: key 'bytes' does not apply to action 'close' "
-        "(it belongs to partial, garbage; close takes: drain)"
+        "(it belongs to partial, garbage; close takes: drain, close_notify)"
     )
 
 
@@ -877,7 +879,7 @@ def test_error_rule_key_of_another_action_for_reset() -> None:
 def test_error_rule_key_unknown() -> None:
     assert one(rule("action: close", "color: red")) == (
         "p.yaml:7:9: listeners[0].rules[0].color: unknown key 'color' for action 'close' "
-        "(expected one of: name, at, match, probability, times, delay, action, drain)"
+        "(expected one of: name, at, match, probability, times, delay, action, drain, close_notify)"
     )
 
 
@@ -913,14 +915,14 @@ def test_error_rule_name_duplicate_of_a_default_name() -> None:
 def test_error_rule_at_unknown() -> None:
     assert one(rule("at: accept", "action: reset")) == (
         "p.yaml:6:13: listeners[0].rules[0].at: unknown 'at' value 'accept' "
-        "(expected one of: request, connect)"
+        "(expected one of: request, connect, handshake)"
     )
 
 
 def test_error_rule_at_not_a_string() -> None:
     assert one(rule("at: 1", "action: reset")) == (
         "p.yaml:6:13: listeners[0].rules[0].at: "
-        "expected an 'at' value (one of: request, connect), got 1"
+        "expected an 'at' value (one of: request, connect, handshake), got 1"
     )
 
 
@@ -1003,7 +1005,7 @@ def test_error_rule_dribble_chunk_zero() -> None:
 def test_error_rule_connect_action() -> None:
     assert one(rule("at: connect", "action: partial", "bytes: 1")) == (
         "p.yaml:7:17: listeners[0].rules[0].action: action 'partial' cannot run at: connect, "
-        "where no request has been read (expected one of: close, reset, hang, garbage)"
+        "where no request has been read (expected one of: close, reset, hang, garbage, delay)"
     )
 
 
@@ -1138,7 +1140,7 @@ def test_error_phase_rule_path() -> None:
     assert one(listener("schedule: {phases: [{duration: 1s, rules: [{action: clse}]}]}")) == (
         "p.yaml:5:57: listeners[0].schedule.phases[0].rules[0].action: unknown action 'clse' "
         "(did you mean 'close'? expected one of: respond, close, reset, hang, partial, dribble, "
-        "garbage)"
+        "garbage, delay, goaway, rst_stream)"
     )
 
 

@@ -396,7 +396,7 @@ def test_profiles_shipped_start_with_what_clients_report(name):
     assert all(line.startswith("#") for line in head.splitlines()), f"{name} must open with a comment block"
     for client in ("nginx:", "curl", "requests", "httpx", "aiohttp"):
         assert client in head, f"{name}: the comment block says nothing of {client}"
-    assert "#   nginx:    see README conformance matrix" in head
+    assert "#   nginx:    see docs/conformance.md" in head
 
 
 def test_profile_fin_answers_the_first_request_then_fins_the_second(faultserver):

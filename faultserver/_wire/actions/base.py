@@ -50,6 +50,8 @@ class Outcome:
     ending: Ending
     drain_s: float = GRACEFUL_DRAIN_S
     hold_s: float | None = None
+    #: a FIN over TLS: with a `close_notify` alert first (False: a bare, truncating FIN)
+    close_notify: bool = True
 
 
 KEEP = Outcome(Ending.KEEP)

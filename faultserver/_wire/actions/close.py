@@ -9,7 +9,7 @@ __all__ = ["UNIT"]
 
 
 async def _close(action: Close, turn: Turn) -> Outcome:
-    return Outcome(Ending.FIN, drain_s=action.drain_s)
+    return Outcome(Ending.FIN, drain_s=action.drain_s, close_notify=action.close_notify)
 
 
 UNIT = ActionUnit(Close, _close, reads_body=False)
