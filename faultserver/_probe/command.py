@@ -107,7 +107,8 @@ def _probe(options: ProbeOptions, args: argparse.Namespace) -> int:
 
 
 def _self_test(args: argparse.Namespace) -> int:
-    from .nginx import SELF_TEST, NginxProcess, free_port
+    from .._processes import free_port
+    from .nginx import SELF_TEST, NginxProcess
 
     backend = f"127.0.0.1:{free_port()}"
     with tempfile.TemporaryDirectory(prefix="faultserver-probe-") as folder:

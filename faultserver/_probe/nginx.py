@@ -9,21 +9,15 @@ happened. `NginxSettings()` is nginx as installed: none of the directives below 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import UsageError
+from .._processes import find_binary, free_port, stop_group, wait_listening
 
-__all__ = ["SELF_TEST", "TUNED", "NginxProcess", "NginxSettings", "find_binary", "free_port", "nginx_config"]
+__all__ = ["SELF_TEST", "TUNED", "NginxProcess", "NginxSettings", "nginx_config"]
 
-#: How long nginx may take to listen after its start.
-START_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 5.0
 #: nginx's temporary folders, each put in the run's folder
 TEMP_FOLDERS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
@@ -114,20 +108,6 @@ http {{
 """
 
 
-def find_binary(name: str) -> str | None:
-    """A gateway's path; Debian puts them in /usr/sbin, not always on a user's PATH."""
-    return shutil.which(name) or next(
-        (p for p in (f"/usr/sbin/{name}", f"/usr/local/sbin/{name}") if os.access(p, os.X_OK)), None
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class NginxProcess:
     """An nginx we started: `start()`, its `url`, and a `stop()` that always works."""
 
@@ -154,55 +134,24 @@ class NginxProcess:
         conf.write_text(nginx_config(self.settings, self.folder, self.port, self.backend))
         output = self.folder / "output.log"
         with open(output, "ab") as out:
-            self._proc = subprocess.Popen(
+            self._proc = proc = subprocess.Popen(
                 [binary, "-p", str(self.folder), "-e", str(self.folder / "error.log"), "-c", str(conf)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() can end its workers
             )
-        if not self._wait_listening():
+        if not wait_listening(proc, self.port):
             text = output.read_text(errors="replace") + _read(self.folder / "error.log")
             self.stop()
             raise UsageError(f"probe: nginx did not start: {text.strip().splitlines()[-1:] or 'no output'}")
         return self
 
-    def _wait_listening(self) -> bool:
-        proc = self._proc
-        assert proc is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                return False
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return True
-            except OSError:
-                time.sleep(0.05)
-        return False
-
     def stop(self) -> None:
         """SIGTERM, wait, then SIGKILL its process group (only the one we started)."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # workers left behind, if any
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:  # pragma: no cover - the kernel did not reap it
-            pass
-
-    def error_log(self) -> str:
-        return _read(self.folder / "error.log")
+        if proc is not None:
+            stop_group(proc)
 
 
 def _read(path: Path) -> str:

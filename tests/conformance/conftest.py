@@ -19,8 +19,6 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -32,6 +30,7 @@ import pytest
 # check_rows() asserts a whole matrix in one comparison: show the difference, cell by cell
 pytest.register_assert_rewrite("tests.conformance._probes")
 
+from faultserver._processes import START_TIMEOUT_S, free_port, stop_group, wait_listening  # noqa: E402
 from tests.conformance._probes import CLIENTS_DIR, Probe  # noqa: E402
 from tests.support.wait import wait_until  # noqa: E402
 
@@ -137,7 +136,6 @@ def node_http() -> Probe:
 # --- Caddy ----------------------------------------------------------------------------------
 
 #: How long Caddy may take to listen after its start.
-START_TIMEOUT_S = 10.0
 #: How long a log line may take to appear after the client got its answer.
 LOG_WAIT_S = 3.0
 
@@ -204,9 +202,7 @@ class Caddy:
         }
 
     def start(self, binary: str) -> Caddy:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         config = self.folder / "caddy.json"
         config.write_text(json.dumps(self._config(), indent=1))
         home = str(self.folder)
@@ -218,33 +214,15 @@ class Caddy:
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True,
             )
-        proc = self.proc
-
-        def listening_or_gone() -> str | None:
-            if proc.poll() is not None:
-                return "gone"
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return "listening"
-            except OSError:
-                return None
-
-        if wait_until(listening_or_gone, START_TIMEOUT_S, "caddy listening", interval=0.05) != "listening":
+        if not wait_listening(self.proc, self.port, START_TIMEOUT_S):
             output = self.output.read_text(errors="replace")
             raise RuntimeError(f"caddy did not start on {self.url}:\n{output}")
         return self
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # its own group: only the caddy we started
-                proc.wait(5)
+        if proc is not None:
+            stop_group(proc)  # its own group: only the caddy we started
 
     def log(self) -> list[dict[str, Any]]:
         if not self.log_file.exists():

@@ -15,9 +15,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,27 +22,13 @@ from typing import Any
 
 import pytest
 
+from faultserver._processes import START_TIMEOUT_S, find_binary, free_port, stop_group, wait_listening
 from tests.support.wait import wait_until
 
-#: How long a gateway may take to listen after its start.
-START_TIMEOUT_S = 10.0
 #: How long a log line may take to appear after the client got its answer.
 LOG_WAIT_S = 3.0
 #: A free port can be taken between our probe and the gateway's bind: try this often.
 START_ATTEMPTS = 3
-
-
-def binary_path(name: str) -> str | None:
-    """The gateway's path; Debian puts both in /usr/sbin, not always on a user's PATH."""
-    return shutil.which(name) or next(
-        (p for p in (f"/usr/sbin/{name}", f"/usr/local/sbin/{name}") if os.access(p, os.X_OK)), None
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,22 +121,8 @@ class Gateway:
         raise RuntimeError(f"{self.name} did not start listening on 127.0.0.1:{self.port}:\n{last}")
 
     def _wait_listening(self) -> bool:
-        proc = self.proc
-        assert proc is not None
-
-        def listening_or_gone() -> str | None:
-            if proc.poll() is not None:
-                return "gone"
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return "listening"
-            except OSError:
-                return None
-
-        try:
-            return wait_until(listening_or_gone, START_TIMEOUT_S, interval=0.05) == "listening"
-        except AssertionError:  # still starting after START_TIMEOUT_S
-            return False
+        assert self.proc is not None
+        return wait_listening(self.proc, self.port, START_TIMEOUT_S)
 
     def startup_text(self) -> str:
         return self.output.read_text(errors="replace") if self.output.exists() else ""
@@ -161,22 +130,8 @@ class Gateway:
     def stop(self) -> None:
         """SIGTERM, wait, then SIGKILL its process group (only the one we started)."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # workers left behind, if any
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - the kernel did not reap it
-            pass
+        if proc is not None:
+            stop_group(proc)
 
     @staticmethod
     def wait_line(read: Callable[[], str], needle: str, timeout: float = LOG_WAIT_S) -> str:
@@ -254,7 +209,7 @@ http {{
         )
 
     def _command(self) -> list[str]:
-        binary = binary_path("nginx")
+        binary = find_binary("nginx")
         assert binary is not None
         return [binary, "-p", str(self.folder), "-e", str(self.error_log), "-c", str(self.conf)]
 
@@ -338,7 +293,7 @@ backend be
         )
 
     def _command(self) -> list[str]:
-        binary = binary_path("haproxy")
+        binary = find_binary("haproxy")
         assert binary is not None
         return [binary, "-db", "-f", str(self.conf)]
 
@@ -367,7 +322,7 @@ backend be
 
 
 def _factory(kind: type, tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
-    if binary_path(kind.name) is None:
+    if find_binary(kind.name) is None:
         pytest.skip(f"{kind.name} is not installed (apt-get install -y {kind.name}; .ci/run does)")
     started: list[Gateway] = []
 

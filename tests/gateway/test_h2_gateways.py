@@ -22,8 +22,6 @@ import dataclasses
 import http.client
 import os
 import re
-import signal
-import socket
 import subprocess
 import threading
 import time
@@ -32,26 +30,19 @@ from typing import Any
 
 import pytest
 
+from faultserver._processes import START_TIMEOUT_S, find_binary, free_port, stop_group, wait_listening
 from tests.support.profiles import TEXT_OK, one_listener
-from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.gateway
 
-START_TIMEOUT_S = 10.0
 LOG_WAIT_S = 3.0
 
 
 def _binary(name: str) -> str:
-    for path in (f"/usr/sbin/{name}", f"/usr/bin/{name}", f"/usr/local/sbin/{name}"):
-        if os.access(path, os.X_OK):
-            return path
-    pytest.skip(f"{name} is not installed (apt-get install -y {name}; .ci/run does)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    path = find_binary(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (apt-get install -y {name}; .ci/run does)")
+    return path
 
 
 class H2Gateway:
@@ -60,7 +51,7 @@ class H2Gateway:
     def __init__(self, folder: Path, upstream_port: int) -> None:
         self.folder = folder
         self.upstream_port = upstream_port
-        self.port = _free_port()
+        self.port = free_port()
         self.output = folder / "output.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -75,32 +66,14 @@ class H2Gateway:
         with open(self.output, "ab") as out:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
-        proc = self.proc
-
-        def listening_or_gone() -> str | None:
-            if proc.poll() is not None:
-                return "gone"
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return "listening"
-            except OSError:
-                return None
-
-        if wait_until(listening_or_gone, START_TIMEOUT_S, "gateway listening", interval=0.05) != "listening":
+        if not wait_listening(self.proc, self.port, START_TIMEOUT_S):
             raise RuntimeError(f"{self.command()} did not start:\n{self.text(self.output)}")
         return self
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # its own group: only the gateway we started
-                proc.wait(5)
+        if proc is not None:
+            stop_group(proc)
 
     @staticmethod
     def text(path: Path) -> str:

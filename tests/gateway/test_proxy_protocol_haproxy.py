@@ -21,24 +21,20 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from faultserver._processes import START_TIMEOUT_S, find_binary, free_port, stop_group, wait_listening
 from tests.support.profiles import TEXT_OK, one_listener
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.gateway
 
 #: How long HAProxy may take to listen, and a log line to appear, in seconds.
-START_TIMEOUT_S = 10.0
 LOG_WAIT_S = 3.0
 
 #: HAProxy's `option httplog` line (as its manual spells it), then the source address of
@@ -51,19 +47,6 @@ _LOG_LINE = re.compile(
     r"^(?P<client>\S+) \[[^]]+\] \S+ \S+ \S+ (?P<status>-?\d+) \d+ \S+ \S+ (?P<term>\S{4}) "
     r"\S+ \S+ \"(?P<request>[^\"]*)\" backend_source=(?P<source>\S+)$"
 )
-
-
-def haproxy_binary() -> str | None:
-    """Debian puts haproxy in /usr/sbin, not always on a user's PATH."""
-    return shutil.which("haproxy") or next(
-        (p for p in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if os.access(p, os.X_OK)), None
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ProxyingHAProxy:
@@ -115,34 +98,18 @@ backend be
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group: stop() ends only it
                 )
-            if wait_until(self._listening_or_gone, START_TIMEOUT_S, self.log, interval=0.05) == "listening":
+            if wait_listening(self.proc, self.port, START_TIMEOUT_S):
                 return self
             self.stop()
             if "in use" not in self.log():
                 break
         raise RuntimeError(f"haproxy did not start listening on 127.0.0.1:{self.port}:\n{self.log()}")
 
-    def _listening_or_gone(self) -> str | None:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            return "gone"
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return "listening"
-        except OSError:
-            return None
-
     def stop(self) -> None:
         """SIGTERM, wait, then SIGKILL its own process group (only the one we started)."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(5)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc is not None:
+            stop_group(proc)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(5)
 
@@ -166,7 +133,7 @@ backend be
 @pytest.fixture
 def haproxy_sending(tmp_path: Path) -> Iterator[Callable[[int, str], ProxyingHAProxy]]:
     """`haproxy_sending(upstream_port, "send-proxy-v2")` starts an HAProxy in front."""
-    binary = haproxy_binary()
+    binary = find_binary("haproxy")
     if binary is None:
         pytest.skip("haproxy is not installed (apt-get install -y haproxy; .ci/run does)")
     started: list[ProxyingHAProxy] = []

@@ -9,17 +9,14 @@ docs/probe.md shows (nginx and HAProxy, default and tuned) and prints each repor
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from faultserver._probe.nginx import TUNED, NginxProcess, NginxSettings, find_binary, free_port
+from faultserver._probe.nginx import TUNED, NginxProcess, NginxSettings
+from faultserver._processes import find_binary, free_port, stop_group, wait_listening
 
 __all__ = [
     "HAPROXY_DEFAULT",
@@ -34,8 +31,6 @@ __all__ = [
     "free_port",
     "start_gateway",
 ]
-
-START_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,37 +133,16 @@ class HAProxyProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                break
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
+        if wait_listening(self._proc, self.port):
+            return self
         text = self.output.read_text(errors="replace")
         self.stop()
         raise RuntimeError(f"haproxy did not start listening on 127.0.0.1:{self.port}:\n{text}")
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            pass
+        if proc is not None:
+            stop_group(proc)
 
     def log(self) -> str:
         return self.output.read_text(errors="replace") if self.output.exists() else ""

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from faultserver._probe.nginx import free_port
+from faultserver._processes import free_port
 from tests.support.cli import run_cli
 
 #: Bad input is found before any scenario runs: well within this.
