@@ -24,7 +24,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ._errors import Problem, ProfileError, UsageError
+from ._errors import UsageError
 
 if TYPE_CHECKING:
     from ._profile.model import Profile
@@ -146,20 +146,10 @@ def shipped_summary(name: str) -> str:
 def load_cli_profile(arg: str, stdin: BinaryIO | None = None) -> Profile:
     """The command line's profile: `-` (standard input, read once), a file, or a shipped name."""
     from ._profile.compose import MAX_INPUT_BYTES
-    from ._profile.load import load_profile_file, load_profile_text
+    from ._profile.load import load_profile_bytes, load_profile_file
 
     if arg != STDIN:
         return load_profile_file(resolve_profile(arg))
     stream = stdin if stdin is not None else sys.stdin.buffer
-    data = stream.read(MAX_INPUT_BYTES + 1)  # the loader refuses more, as for a file
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        byte = data[exc.start : exc.start + 1].hex()
-        message = f"expected UTF-8 text, got byte 0x{byte} ({exc.reason})"
-        raise ProfileError([Problem(STDIN_SOURCE, line, column, "", message)]) from None
-    return load_profile_text(text, source=STDIN_SOURCE)
+    # the loader refuses more than MAX_INPUT_BYTES, as for a file
+    return load_profile_bytes(stream.read(MAX_INPUT_BYTES + 1), source=STDIN_SOURCE)

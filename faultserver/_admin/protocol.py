@@ -9,15 +9,17 @@ from .._profile.model import AcceptMode, CertificateMode, CloseHow, Profile, Rul
 from .._reload import ReloadCause
 from .._tls.listener import ListenerTLS
 from .._wire.listener import ListenerRuntime
+from .views import StateSource
 
 if TYPE_CHECKING:
-    from .._in_force import ListenerInForce
+    pass
 
 __all__ = ["AdminServer"]
 
 
-class AdminServer(Protocol):
-    """The server's side of the admin API. Reads are properties; every change is a method."""
+class AdminServer(StateSource, Protocol):
+    """The server's side of the admin API. Reads are properties; every change is a method.
+    What `GET /state` reads (`StateSource`) is part of it."""
 
     @property
     def token(self) -> str | None: ...
@@ -36,9 +38,6 @@ class AdminServer(Protocol):
 
     @property
     def events(self) -> EventLog: ...
-
-    @property
-    def profile(self) -> Profile: ...
 
     @property
     def listeners(self) -> dict[str, ListenerRuntime]: ...
@@ -65,18 +64,7 @@ class AdminServer(Protocol):
 
     async def reset(self) -> None: ...
 
-    # --- staging operations: what is in force, pause, panic -----------------------------
-
-    @property
-    def loaded_at(self) -> float: ...
-
-    @property
-    def loaded_cause(self) -> str: ...
-
-    @property
-    def schedule_paused(self) -> bool: ...
-
-    def in_force(self) -> list[ListenerInForce]: ...
+    # --- staging operations: pause, panic ------------------------------------------------
 
     def pause_schedule(self, cause: str = ...) -> bool: ...
 

@@ -185,26 +185,30 @@ async def _in_turn(p: _Probe, scenario: Scenario, progress: Progress, deadline: 
 
 
 async def _reuse(p: _Probe, scenario: Scenario, progress: Progress, deadline: float) -> None:
-    session = Session(p.options.gateway, p.options.max_wait_s)
-    try:
-        warm = await p.send(session, "GET", p.token(scenario.name), Role.WARM_UP, p.wait_for(deadline))
-        progress.replies.append(warm)
-        await trio.sleep(REUSE_PAUSE_S)
-        for method in scenario.methods:
-            reply = await p.send(session, method, p.token(scenario.name), Role.PROBE, p.wait_for(deadline))
-            progress.replies.append(reply)
-    finally:
-        session.close()
+    await _warm_then(p, scenario, progress, deadline, REUSE_PAUSE_S, scenario.methods)
 
 
 async def _idle(p: _Probe, scenario: Scenario, progress: Progress, deadline: float) -> None:
+    await _warm_then(p, scenario, progress, deadline, IDLE_CLOSE_S + 1.0, ("GET",))
+
+
+async def _warm_then(
+    p: _Probe,
+    scenario: Scenario,
+    progress: Progress,
+    deadline: float,
+    pause_s: float,
+    methods: tuple[str, ...],
+) -> None:
+    """A GET that opens a kept-alive connection, a pause, then `methods` on that connection."""
     session = Session(p.options.gateway, p.options.max_wait_s)
     try:
         warm = await p.send(session, "GET", p.token(scenario.name), Role.WARM_UP, p.wait_for(deadline))
         progress.replies.append(warm)
-        await trio.sleep(IDLE_CLOSE_S + 1.0)
-        reply = await p.send(session, "GET", p.token(scenario.name), Role.PROBE, p.wait_for(deadline))
-        progress.replies.append(reply)
+        await trio.sleep(pause_s)
+        for method in methods:
+            reply = await p.send(session, method, p.token(scenario.name), Role.PROBE, p.wait_for(deadline))
+            progress.replies.append(reply)
     finally:
         session.close()
 

@@ -50,6 +50,7 @@ __all__ = [
     "MAX_INPUT_BYTES",
     "MAX_VALUES",
     "SUPPORTED_VERSIONS",
+    "load_profile_bytes",
     "load_profile_data",
     "load_profile_file",
     "load_profile_text",
@@ -59,7 +60,12 @@ __all__ = [
 
 def load_profile_file(path: str) -> Profile:
     """Read and check the profile at `path`; problems are reported against `path` as given."""
-    data = _read_regular_file(path)
+    return load_profile_bytes(_read_regular_file(path), source=path)
+
+
+def load_profile_bytes(data: bytes, source: str) -> Profile:
+    """Check a profile given as bytes (UTF-8, a byte-order mark allowed): a file's, or
+    standard input's; bytes that are not UTF-8 are a problem located at the first one."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -69,8 +75,8 @@ def load_profile_file(path: str) -> Profile:
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         byte = data[exc.start : exc.start + 1].hex()
         message = f"expected UTF-8 text, got byte 0x{byte} ({exc.reason})"
-        raise ProfileError([Problem(path, line, column, "", message)]) from None
-    return load_profile_text(text, source=path)
+        raise ProfileError([Problem(source, line, column, "", message)]) from None
+    return load_profile_text(text, source=source)
 
 
 def load_profile_text(text: str, source: str = "<string>") -> Profile:

@@ -57,8 +57,20 @@ class Connection:
     """One connection's loop and state. `shutdown()` ends it from outside (drop, stop)."""
 
     __slots__ = (
-        *("_decided", "_drop_how", "_held_request", "_peer_gone", "_reader", "busy", "client"),
-        *("ctx", "first", "id", "peer", "scope", "served", "transport"),
+        "_decided",
+        "_drop_how",
+        "_held_request",
+        "_peer_gone",
+        "_reader",
+        "busy",
+        "client",
+        "ctx",
+        "first",
+        "id",
+        "peer",
+        "scope",
+        "served",
+        "transport",
     )
 
     def __init__(self, ctx: ListenerContext, transport: Transport, peer: str, conn_id: int) -> None:

@@ -26,10 +26,12 @@ __all__ = [
     "ACCEPT_RESOURCE_ERRNOS",
     "ACCEPT_RETRY_S",
     "LINGER_RST",
+    "arm_rst",
     "bind_listener",
     "drain_and_close",
     "unlisten",
     "unsent_bytes",
+    "wait_acknowledged",
 ]
 
 #: How much one read of a draining close takes.
@@ -103,6 +105,23 @@ def _bind_now(sock: trio.socket.SocketType, host: str, port: int) -> None:
         raw.bind((host, port))
     finally:
         raw.detach()
+
+
+def arm_rst(sock: trio.socket.SocketType) -> None:
+    """`SO_LINGER {1, 0}`: the next `close()` sends RST and throws away what was not sent (a
+    socket the peer has already torn down is left as it is)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
+    except OSError:
+        pass
+
+
+async def wait_acknowledged(sock: trio.socket.SocketType, timeout_s: float) -> None:
+    """Wait, at most `timeout_s`, until the peer has acknowledged every byte sent, so that an
+    RST that follows cannot overtake them."""
+    with trio.move_on_after(timeout_s):
+        while unsent_bytes(sock) > 0:
+            await trio.sleep(0.001)
 
 
 def unsent_bytes(sock: trio.socket.SocketType) -> int:

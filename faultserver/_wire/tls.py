@@ -28,7 +28,7 @@ from .._protocol.client_hello import (
     NotTLS,
     read_client_hello,
 )
-from .sockets import LINGER_RST, drain_and_close, unsent_bytes
+from .sockets import arm_rst, drain_and_close, wait_acknowledged
 from .transport import DELIVERY_TIMEOUT_S, RECV_BYTES, Buffer, SocketTransport
 
 __all__ = ["HelloRead", "ReplayedSocketStream", "TLSTransport", "alert_name", "handshake", "read_hello"]
@@ -263,17 +263,12 @@ class TLSTransport:
     async def reset(self) -> None:
         self.ended = CloseHow.RST
         sock = self._under.sock
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
-        except OSError:
-            pass
+        arm_rst(sock)
         sock.close()
         await trio.lowlevel.checkpoint()
 
     async def wait_delivered(self) -> None:
-        with trio.move_on_after(DELIVERY_TIMEOUT_S):
-            while unsent_bytes(self._under.sock) > 0:
-                await trio.sleep(0.001)
+        await wait_acknowledged(self._under.sock, DELIVERY_TIMEOUT_S)
 
     async def discard_until_eof(self, within_s: float | None) -> CloseHow | None:
         with trio.move_on_after(float("inf") if within_s is None else within_s):

@@ -20,7 +20,7 @@ from typing import Protocol
 import trio
 
 from .._profile.model import CloseHow
-from .sockets import LINGER_RST, drain_and_close, unsent_bytes
+from .sockets import arm_rst, drain_and_close, wait_acknowledged
 
 __all__ = ["PEER_GONE", "RECV_BYTES", "SocketTransport", "StreamTransport", "Transport"]
 
@@ -136,17 +136,12 @@ class SocketTransport:
 
     async def reset(self) -> None:
         self.ended = CloseHow.RST
-        try:
-            self.sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_LINGER, LINGER_RST)
-        except OSError:
-            pass
+        arm_rst(self.sock)
         self.sock.close()
         await trio.lowlevel.checkpoint()
 
     async def wait_delivered(self) -> None:
-        with trio.move_on_after(DELIVERY_TIMEOUT_S):
-            while unsent_bytes(self.sock) > 0:
-                await trio.sleep(0.001)
+        await wait_acknowledged(self.sock, DELIVERY_TIMEOUT_S)
 
     async def discard_until_eof(self, within_s: float | None) -> CloseHow | None:
         """Hold with as little as possible: no buffer kept, and no cancel scope without a
@@ -214,19 +209,14 @@ class StreamTransport:
     async def reset(self) -> None:
         self.ended = CloseHow.RST
         if self._socket is not None:
-            try:
-                self._socket.setsockopt(_socket.SOL_SOCKET, _socket.SO_LINGER, LINGER_RST)
-            except OSError:
-                pass
+            arm_rst(self._socket)
         await trio.aclose_forcefully(self.stream)
 
     async def wait_delivered(self) -> None:
         if self._socket is None:
             await trio.lowlevel.checkpoint()
             return
-        with trio.move_on_after(DELIVERY_TIMEOUT_S):
-            while unsent_bytes(self._socket) > 0:
-                await trio.sleep(0.001)
+        await wait_acknowledged(self._socket, DELIVERY_TIMEOUT_S)
 
     async def discard_until_eof(self, within_s: float | None) -> CloseHow | None:
         with trio.move_on_after(math.inf if within_s is None else within_s):
