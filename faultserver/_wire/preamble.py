@@ -62,7 +62,7 @@ async def speak(conn: Connection) -> Outcome:
     transport = conn.transport
     if _H2 in protocols:
         if isinstance(transport, TLSTransport):
-            if transport.stream.selected_alpn_protocol() == "h2":
+            if transport.session.selected_alpn_protocol() == "h2":
                 return await H2Session(conn, b"").run()
         elif _H1 not in protocols:
             first, conn.first = conn.first, b""

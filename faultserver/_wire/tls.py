@@ -3,12 +3,12 @@
 The client's hello is read from the socket first, by faultserver, not by the TLS library:
 that is what lets a rule `at: handshake` act on what the hello says (SNI, ALPN) before the
 server has answered, with the kernel moves a handshake fault is made of (silence, FIN,
-RST, bytes that are not TLS). When no rule acts, the bytes already read are handed to
-`trio.SSLStream` as if they had just arrived, and the handshake goes on as usual.
+RST, bytes that are not TLS). When no rule acts, the bytes already read are given to
+OpenSSL as if they had just arrived, and the handshake goes on as usual.
 
-`TLSTransport` is the `Transport` over the TLS stream: a FIN is a `close_notify` alert, then
-the same half-close and drain as in plain TCP (or a bare FIN, without the alert, when a
-`close` action says `close_notify: false`); an RST is the socket's, under the TLS session.
+`TLSTransport` is the `Transport` over TLS: Python's `ssl.SSLObject` on two memory buffers,
+whose bytes it moves to and from the socket itself (see the class for why not
+`trio.SSLStream`).
 """
 
 from __future__ import annotations
@@ -62,23 +62,18 @@ async def read_hello(transport: SocketTransport, deadline: float, first: bytes =
 
 
 class ReplayedSocketStream(trio.abc.HalfCloseableStream):
-    """A socket as a Trio stream, giving back first the bytes read before it existed (under
-    the TLS stream: the hello; under a plain connection: what came with a PROXY header).
+    """A socket as a Trio stream, giving back first the bytes read before it existed (what
+    came with a PROXY header, or the start of a connection sniffed for HTTP/2's preface),
+    for a plain connection's `StreamTransport`.
 
-    Reads and writes go to the socket directly, as `SocketTransport`'s do (every TLS record
-    passes here, so `trio.SocketStream`'s layer is not worth its cost); a socket error is a
-    `trio.BrokenResourceError` from it, as the TLS stream expects. Its `aclose` is the TCP end
-    the connection chose: a FIN after a drain (`drain_s`), or a plain close (the TLS stream
-    calls it after its `close_notify`).
+    Reads and writes go to the socket directly, as `SocketTransport`'s do; a socket error is
+    a `trio.BrokenResourceError` from it, as a Trio stream's is.
     """
 
     def __init__(self, sock: trio.socket.SocketType, first: bytes) -> None:
         self.sock = sock
         self._raw: socket.socket = sock._sock  # type: ignore[attr-defined]
         self._first = first
-        #: set before a graceful close: FIN, drain this long, close; and how the peer left
-        self.drain_s: float | None = None
-        self.peer_closed: CloseHow | None = None
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         if self._first:
@@ -126,42 +121,39 @@ class ReplayedSocketStream(trio.abc.HalfCloseableStream):
             raise trio.BrokenResourceError(f"socket: {exc}") from exc
 
     async def aclose(self) -> None:
-        if self.drain_s is None:
-            self.sock.close()
-            await trio.lowlevel.checkpoint()
-            return
-        how = await drain_and_close(self.sock, self.drain_s)
-        self.peer_closed = CloseHow(how) if how else None
+        self.sock.close()
+        await trio.lowlevel.checkpoint()
 
 
 async def handshake(
     context: ssl.SSLContext, transport: SocketTransport, first: bytes, deadline: float
 ) -> TLSTransport | str:
-    """The TLS handshake, from the hello already read; the transport, or why it failed."""
-    under = ReplayedSocketStream(transport.sock, first)
-    stream = trio.SSLStream(under, context, server_side=True)
+    """The TLS handshake, from the hello already read; the transport, or why it failed.
+
+    OpenSSL runs over two memory buffers, and this loop moves their bytes to and from the
+    socket. When OpenSSL gives up, the alert it wrote (`protocol_version`,
+    `handshake_failure`...) goes out before the close, as any OpenSSL server sends it.
+    """
+    tls = TLSTransport(transport.sock, context)
+    tls.incoming.write(first)
     with trio.move_on_at(deadline):
         try:
-            await stream.do_handshake()
-        except trio.BrokenResourceError as exc:
-            await _send_alert(stream, transport)
-            return _why(exc.__cause__)
-        return TLSTransport(stream, under)
+            while True:
+                try:
+                    tls.session.do_handshake()
+                except ssl.SSLWantReadError:
+                    await tls.flush()
+                    if not await tls.take_in():
+                        tls.incoming.write_eof()  # the client left: OpenSSL says how
+                    continue
+                except ssl.SSLError as exc:
+                    await tls.flush()
+                    return _why(exc)
+                await tls.flush()  # the last flight (and TLS 1.3's session tickets)
+                return tls
+        except OSError as exc:
+            return _why(exc)
     return "handshake timed out (limits.header_timeout)"
-
-
-async def _send_alert(stream: trio.SSLStream[ReplayedSocketStream], transport: SocketTransport) -> None:
-    """Send the alert OpenSSL wrote when it gave up on the handshake (`protocol_version`,
-    `handshake_failure`...), as any OpenSSL server does. `trio.SSLStream` drops it on an
-    error, so it is taken from the stream's outgoing buffer (a private attribute: if a trio
-    release renames it, the close goes out without the alert, and a test says so)."""
-    outgoing = getattr(stream, "_outgoing", None)
-    if not isinstance(outgoing, ssl.MemoryBIO) or not outgoing.pending:
-        return
-    try:
-        await transport.send(outgoing.read())
-    except OSError:
-        pass
 
 
 def _why(cause: BaseException | None) -> str:
@@ -195,80 +187,141 @@ def _is_eof(cause: BaseException | None) -> bool:
 
 
 class TLSTransport:
-    """A connection after its handshake: requests and answers go through the TLS stream."""
+    """A connection over TLS: OpenSSL (`ssl.SSLObject`) between two memory buffers, and the
+    socket's bytes moved in and out of them here.
 
-    __slots__ = ("_under", "ended", "stream")
+    This is what `trio.SSLStream` does, without its generality: one task uses a
+    connection, so there is no lock, and a read or write that OpenSSL can finish at once
+    costs one call into it. Every request and answer passes here. As in `SocketTransport`,
+    a read that finds data does not yield to the scheduler; an answer's send does.
 
-    def __init__(self, stream: trio.SSLStream[ReplayedSocketStream], under: ReplayedSocketStream) -> None:
-        self.stream = stream
-        self._under = under
+    A FIN is a `close_notify` alert, then the same half-close and drain as in plain TCP (or a
+    bare FIN, without the alert, when a `close` action says `close_notify: false`); an RST is
+    the socket's, under the TLS session.
+    """
+
+    __slots__ = ("_raw", "ended", "incoming", "outgoing", "session", "sock")
+
+    def __init__(self, sock: trio.socket.SocketType, context: ssl.SSLContext) -> None:
+        self.sock = sock
+        self._raw: socket.socket = sock._sock  # type: ignore[attr-defined]
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.session = context.wrap_bio(self.incoming, self.outgoing, server_side=True)
         self.ended: CloseHow | None = None
 
-    @property
-    def sock(self) -> trio.socket.SocketType:
-        return self._under.sock
+    # --- the socket under the session -------------------------------------------------
+
+    async def take_in(self) -> bool:
+        """Read what the socket has (waiting for it) into the session; False at its EOF."""
+        raw = self._raw
+        while True:
+            try:
+                data = raw.recv(RECV_BYTES)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(raw)
+                continue
+            except ConnectionResetError:
+                raise
+            except OSError as exc:  # ETIMEDOUT, EHOSTUNREACH...: the peer is gone all the same
+                raise ConnectionAbortedError(f"TLS: {exc}") from exc
+            if data:
+                self.incoming.write(data)
+            return bool(data)
+
+    async def flush(self) -> None:
+        """Send what the session wrote (records, alerts), all of it."""
+        outgoing = self.outgoing
+        if outgoing.pending:
+            await _send_all(self._raw, outgoing.read())
+
+    # --- Transport ----------------------------------------------------------------------
 
     def details(self) -> dict[str, object]:
         """The negotiated version, cipher and ALPN protocol, for the `tls_handshake` event."""
-        cipher = self.stream.cipher()
+        cipher = self.session.cipher()
         return {
-            "version": self.stream.version(),
+            "version": self.session.version(),
             "cipher": cipher[0] if cipher else None,
-            "alpn": self.stream.selected_alpn_protocol(),
+            "alpn": self.session.selected_alpn_protocol(),
         }
 
     def client_certificate(self) -> bool:
         """Whether the client showed a certificate (that the listener's CA verified)."""
         try:
-            return bool(self.stream.getpeercert(binary_form=True))
-        except (ValueError, trio.NeedHandshakeError):
+            return bool(self.session.getpeercert(binary_form=True))
+        except ValueError:
             return False
 
     async def receive(self) -> bytes:
         """What the client sent; `b""` after its `close_notify`, and after a FIN without one
         (most clients never send the alert)."""
-        try:
-            return bytes(await self.stream.receive_some(RECV_BYTES))
-        except trio.BrokenResourceError as exc:
-            cause = exc.__cause__
-            if _is_eof(cause):
-                return b""
-            if isinstance(cause, ConnectionResetError):
-                raise ConnectionResetError("peer reset") from exc
-            raise ConnectionAbortedError(f"TLS: {cause}") from exc
-        except trio.ClosedResourceError as exc:
-            raise ConnectionAbortedError("TLS stream closed") from exc
+        session = self.session
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                data = session.read(RECV_BYTES)
+            except ssl.SSLWantReadError:
+                if self.outgoing.pending:  # reading wrote something (a key update's answer)
+                    await self.flush()
+                if not await self.take_in():
+                    return b""  # a FIN, with no close_notify before it
+                continue
+            except ssl.SSLZeroReturnError:
+                return b""  # the client's close_notify
+            except ssl.SSLError as exc:
+                if _is_eof(exc):
+                    return b""
+                raise ConnectionAbortedError(f"TLS: {exc}") from exc
+            if self.outgoing.pending:
+                await self.flush()
+            return data
 
     async def send(self, data: Buffer) -> None:
+        """Every byte, encrypted; then a trip through the scheduler, as `SocketTransport.send`."""
         if not data:
             return
+        await trio.lowlevel.checkpoint_if_cancelled()
+        session = self.session
+        view = memoryview(data)
         try:
-            await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise BrokenPipeError("TLS stream broken") from exc
+            while view:
+                view = view[session.write(view) :]
+        except ssl.SSLError as exc:
+            raise BrokenPipeError(f"TLS: {exc}") from exc
+        out = self.outgoing.read()
+        raw = self._raw
+        try:
+            sent = raw.send(out)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(out):
+            await _send_all(raw, memoryview(out)[sent:])
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def close(self, drain_s: float, close_notify: bool = True) -> CloseHow | None:
         self.ended = CloseHow.FIN
-        under = self._under
-        if not close_notify:
-            how = await drain_and_close(under.sock, drain_s)
-            return CloseHow(how) if how else None
-        under.drain_s = drain_s
-        try:
-            await self.stream.aclose()  # close_notify, then `under.aclose()`: FIN and drain
-        except (trio.BrokenResourceError, OSError):
-            under.sock.close()
-        return under.peer_closed
+        if close_notify:
+            try:
+                self.session.unwrap()  # writes the close_notify; the client's is not awaited
+            except ssl.SSLError:
+                pass  # SSLWantReadError (no close_notify from the client yet), or a broken session
+            try:
+                await self.flush()
+            except OSError:
+                self.sock.close()
+                return None
+        how = await drain_and_close(self.sock, drain_s)
+        return CloseHow(how) if how else None
 
     async def reset(self) -> None:
         self.ended = CloseHow.RST
-        sock = self._under.sock
-        arm_rst(sock)
-        sock.close()
+        arm_rst(self.sock)
+        self.sock.close()
         await trio.lowlevel.checkpoint()
 
     async def wait_delivered(self) -> None:
-        await wait_acknowledged(self._under.sock, DELIVERY_TIMEOUT_S)
+        await wait_acknowledged(self.sock, DELIVERY_TIMEOUT_S)
 
     async def discard_until_eof(self, within_s: float | None) -> CloseHow | None:
         with trio.move_on_after(float("inf") if within_s is None else within_s):
@@ -283,5 +336,17 @@ class TLSTransport:
         return None
 
     async def forget(self) -> None:
-        self._under.sock.close()
+        self.sock.close()
         await trio.lowlevel.checkpoint()
+
+
+async def _send_all(raw: socket.socket, data: Buffer) -> None:
+    """`data` on a non-blocking socket, waiting while the socket's buffer is full."""
+    view = memoryview(data)
+    while view:
+        try:
+            sent = raw.send(view)
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(raw)
+            continue
+        view = view[sent:]
