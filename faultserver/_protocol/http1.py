@@ -120,7 +120,7 @@ class RequestReader:
             # a request line with runs of spaces (`GET  /x  HTTP/1.1`) passes httptools: look
             # where a read starts a request (with a method's letter: a TLS hello's random
             # bytes may hold two spaces), which is where requests start unless pipelined
-            if started_in is _IDLE and data[:1].isalpha():
+            if started_in is _IDLE and b"  " in data and data[:1].isalpha():
                 line_end = data.find(b"\n")
                 if data.find(b"  ", 0, line_end if line_end >= 0 else len(data)) >= 0:
                     self._refuse(400, _MALFORMED)

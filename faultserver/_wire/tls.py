@@ -258,14 +258,19 @@ class TLSTransport:
         (most clients never send the alert)."""
         session = self.session
         await trio.lowlevel.checkpoint_if_cancelled()
+        # nothing held, neither bytes for OpenSSL nor text it decrypted: go to the socket
+        # first (a read OpenSSL cannot answer raises, and exceptions cost)
+        starved = not self.incoming.pending and not session.pending()
         while True:
-            try:
-                data = session.read(RECV_BYTES)
-            except ssl.SSLWantReadError:
+            if starved:
                 if self.outgoing.pending:  # reading wrote something (a key update's answer)
                     await self.flush()
                 if not await self.take_in():
                     return b""  # a FIN, with no close_notify before it
+            try:
+                data = session.read(RECV_BYTES)
+            except ssl.SSLWantReadError:
+                starved = True  # a record not whole yet
                 continue
             except ssl.SSLZeroReturnError:
                 return b""  # the client's close_notify
