@@ -57,6 +57,8 @@ Entry = Any
 EventFollower = Callable[["EventLog"], Awaitable[None]]
 
 DEFAULT_MAX_EVENTS = 10_000
+#: `{"status": N}` per status answered: the extra field of every `response` event.
+_STATUS_FIELDS: dict[int, dict[str, Any]] = {}
 #: Text fields longer than this are cut to this many characters (and listed in `truncated`).
 MAX_FIELD_CHARS = 1024
 
@@ -127,6 +129,21 @@ class EventLog:
         event_id = self._next_id
         self._next_id = event_id + 1
         self._events.append((event_id, time.time(), type, listener, extra or None, fields, omit))
+        arrived = self._arrived
+        if arrived is not None:
+            self._arrived = None
+            arrived.set()
+
+    def emit_response(self, listener: str, fields: dict[str, Any], status: int) -> None:
+        """`emit_fields("response", listener, fields, status=status)`, once per answered
+        request: its one extra field comes from a dict kept per status, so a response adds
+        a tuple to the log and nothing else (readers copy it, never change it)."""
+        extra = _STATUS_FIELDS.get(status)
+        if extra is None:
+            extra = _STATUS_FIELDS.setdefault(status, {"status": status})
+        event_id = self._next_id
+        self._next_id = event_id + 1
+        self._events.append((event_id, time.time(), "response", listener, extra, fields, None))
         arrived = self._arrived
         if arrived is not None:
             self._arrived = None

@@ -29,7 +29,7 @@ async def send_response(
     await transport.send(data)
     status = prepared.response.status
     ctx.stats.responses[status] += 1
-    ctx.events.emit_fields("response", ctx.name, fields, None, status=status)
+    ctx.events.emit_response(ctx.name, fields, status)
     return FIN if prepared.closes_after(request) else KEEP
 
 
