@@ -195,7 +195,7 @@ class _Routes:
         since = query.since
         if since is None:
             since = parse.query_count("Last-Event-ID", request.headers.get("last-event-id") or None)
-        resp = Response(self._streams.open(since, query.wanted), content_type="text/event-stream")
+        resp = Response(self._streams.open(since, query.wanted, query.rate), content_type="text/event-stream")
         resp.headers["cache-control"] = "no-cache"
         resp.timeout = None
         return resp

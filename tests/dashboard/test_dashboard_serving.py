@@ -116,3 +116,34 @@ def test_wheel_carries_the_dashboard_and_serves_it_from_there(tmp_path):
     where, sizes = json.loads(out.stdout)
     assert where.startswith(str(unpacked))
     assert sizes == {name: len(asset(name)) for name, _ in ASSETS.values()}
+
+
+def test_event_stream_rate_skips_what_is_over_it_and_says_so(faultserver):
+    """`GET /events/stream?rate=N` (the dashboard asks for 2,000): a burst beyond the rate is
+    skipped, told in `missed` notices, and every event is either sent or counted missed."""
+    from httpx_sse import connect_sse
+
+    srv = faultserver({"version": 1, "listeners": [{"name": "b", "bind": "127.0.0.1:0"}]}, admin=True)
+    with httpx.Client(base_url=srv.control_url, timeout=5.0) as api:
+        assert api.get("/events/stream?rate=0").json() == {
+            "error": "rate must be 1 or more (events a second), got 0"}
+        assert api.get("/events/stream?rate=x").status_code == 400
+        with connect_sse(api, "GET", "/events/stream", params={"rate": 50}) as source:
+            with httpx.Client(base_url=srv["b"].url, timeout=5.0) as client:
+                for i in range(300):  # 600 events, as fast as one client goes
+                    assert client.get(f"/r{i}").status_code == 200
+            last = srv.events()[-1]["id"]
+            first = srv.events(path="/r0")[0]["id"]
+            sent, missed = [], 0
+            for sse in source.iter_sse():
+                if sse.event == "missed":
+                    missed += json.loads(sse.data)["missed"]
+                elif sse.event == "message":
+                    sent.append(json.loads(sse.data)["id"])
+                if sent and sent[-1] >= last:
+                    break
+    assert missed > 0
+    after = [i for i in sent if i >= first]
+    assert len(after) < last - first + 1  # fewer than all were sent ...
+    assert len(sent) + missed >= last - first + 1  # ... and the rest were counted
+    assert sent == sorted(sent)

@@ -10,8 +10,15 @@ const MAX_ROWS = 500;
 /** The plots' window: it grows from MIN_WINDOW_S to WINDOW_S as the page stays open. */
 const WINDOW_S = 300;
 const MIN_WINDOW_S = 60;
+/** New rows are drawn RENDER_MS after the first of them arrived; under load (the last batch
+ * had over BUSY_BATCH events), at most every BUSY_RENDER_MS, so the page costs the machine little. */
 const RENDER_MS = 150;
+const BUSY_RENDER_MS = 1000;
+const BUSY_BATCH = 100;
 const RETRY_MS = 1000;
+/** The events a second the page asks the stream for (`?rate=`): the rest are skipped by the
+ * server and counted as dropped, so that an open page costs the data plane little. */
+const STREAM_RATE = 2000;
 const MODES = ["open", "refuse", "stall"];
 const TYPES = [
   "accept", "request", "response", "fault", "idle_close", "max_requests_close", "peer_close",
@@ -35,6 +42,8 @@ let missed = 0;
 let paused = false;
 let pendingWhilePaused = 0;
 let lastId = 0;
+let renderDelay = RENDER_MS;
+let flushedAt = 0;
 
 // --- the admin API ---------------------------------------------------------------------
 
@@ -444,7 +453,7 @@ async function follow() {
   }
   while (running) {
     try {
-      const resp = await fetch(`/events/stream?since=${lastId}`, { headers: authHeaders(), cache: "no-store" });
+      const resp = await fetch(`/events/stream?since=${lastId}&rate=${STREAM_RATE}`, { headers: authHeaders(), cache: "no-store" });
       if (resp.status === 401) return showLogin("The token was refused (401).");
       if (!resp.ok) throw new Error(`GET /events/stream: ${resp.status}`);
       setStatus("live", "live");
@@ -457,7 +466,12 @@ async function follow() {
         const frames = buffer.split("\n\n");
         buffer = frames.pop();
         const events = [];
-        for (const frame of frames) readFrame(frame, events);
+        // frames older than the newest MAX_ROWS would leave the page at once: counted, not parsed
+        const skip = frames.length - MAX_ROWS;
+        frames.forEach((frame, i) => {
+          if (i >= skip || frame.startsWith("event:")) readFrame(frame, events);
+          else if (frame.startsWith("id:")) dropped += 1;
+        });
         receive(events);
       }
       reader.cancel().catch(() => {});
@@ -490,13 +504,18 @@ function receive(events) {
     incoming = incoming.slice(-MAX_ROWS);
   }
   lastId = Math.max(lastId, events.at(-1).id);
-  if (!renderTimer) renderTimer = setTimeout(flush, RENDER_MS);
+  if (!renderTimer) {
+    const now = performance.now();
+    renderTimer = setTimeout(flush, Math.max(RENDER_MS, flushedAt + renderDelay - now));
+  }
 }
 
 function flush() {
   renderTimer = 0;
   const batch = incoming;
   incoming = [];
+  renderDelay = batch.length > BUSY_BATCH ? BUSY_RENDER_MS : RENDER_MS;
+  flushedAt = performance.now();
   for (const event of batch) if (event.type) addOption($("filter-type"), event.type);
   store.push(...batch);
   if (store.length > MAX_ROWS) {
@@ -509,7 +528,8 @@ function flush() {
     const list = $("event-list");
     const fragment = document.createDocumentFragment();
     for (let i = batch.length - 1; i >= 0; i--) if (wanted(batch[i])) fragment.append(row(batch[i]));
-    list.prepend(fragment);
+    if (fragment.childElementCount >= MAX_ROWS) list.replaceChildren(fragment);
+    else list.prepend(fragment);
     trimRows(list);
   }
   showCounts();
@@ -581,9 +601,13 @@ function row(event) {
     span.textContent = text;
     summary.append(span);
   }
-  const pre = document.createElement("pre");
-  pre.textContent = JSON.stringify(event, null, 2);
-  details.append(summary, pre);
+  details.append(summary);
+  // the fields are written out when the row is first opened
+  details.addEventListener("toggle", () => {
+    const pre = document.createElement("pre");
+    pre.textContent = JSON.stringify(event, null, 2);
+    details.append(pre);
+  }, { once: true });
   li.append(details);
   return li;
 }
