@@ -41,7 +41,8 @@ let dropped = 0;
 let missed = 0;
 let paused = false;
 let pendingWhilePaused = 0;
-let lastId = 0;
+/** The last event id seen (null: none yet, so the stream starts with what happens next). */
+let lastId = null;
 let renderDelay = RENDER_MS;
 let flushedAt = 0;
 
@@ -453,7 +454,8 @@ async function follow() {
   }
   while (running) {
     try {
-      const resp = await fetch(`/events/stream?since=${lastId}&rate=${STREAM_RATE}`, { headers: authHeaders(), cache: "no-store" });
+      const since = lastId === null ? "" : `since=${lastId}&`;
+      const resp = await fetch(`/events/stream?${since}rate=${STREAM_RATE}`, { headers: authHeaders(), cache: "no-store" });
       if (resp.status === 401) return showLogin("The token was refused (401).");
       if (!resp.ok) throw new Error(`GET /events/stream: ${resp.status}`);
       setStatus("live", "live");
@@ -503,7 +505,7 @@ function receive(events) {
     dropped += incoming.length - MAX_ROWS;
     incoming = incoming.slice(-MAX_ROWS);
   }
-  lastId = Math.max(lastId, events.at(-1).id);
+  lastId = Math.max(lastId ?? 0, events.at(-1).id);
   if (!renderTimer) {
     const now = performance.now();
     renderTimer = setTimeout(flush, Math.max(RENDER_MS, flushedAt + renderDelay - now));
