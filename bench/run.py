@@ -5,6 +5,7 @@
     python bench/run.py --only 1,4 # some figures only
     python bench/run.py --only 7,8,9  # the TLS figures (not in the default set yet)
     python bench/run.py --only 10,11  # the HTTP/2 figures (not in the default set yet; h2load)
+    python bench/run.py --only 12     # figure 1 with the dashboard open in headless Chromium
 
 Prints one table row per figure: the value, the target, and the reference measured in
 the same run. Everything runs on 127.0.0.1; servers are separate processes (faultserver
@@ -1089,6 +1090,155 @@ def figure_11(h: H2Settings, workdir: Path, rows: list[Row]) -> None:
     ))
 
 
+# --- the dashboard: figure 12 ------------------------------------------------------------
+
+
+@dataclass
+class DashboardSettings:
+    """Figure 12, beside the others' settings."""
+
+    wrk_s: int  # seconds per wrk run
+    pairs: int  # A/B pairs: with the page open, without
+
+
+DASH_FULL = DashboardSettings(10, 3)
+DASH_QUICK = DashboardSettings(2, 1)
+#: How long the page may take to load and follow the event stream.
+PAGE_LIVE_S = 20.0
+
+
+def dashboard_browser(profile_dir: Path):
+    """(headless Chromium through chromedriver, None), or (None, why it cannot start). Debian's
+    binaries are named to Selenium, so Selenium Manager never runs (it would download)."""
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chromium is None or chromedriver is None:
+        return None, "n/a: chromium is not installed (apt-get install -y chromium chromium-driver)"
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        return None, "n/a: selenium is not installed (pip install -e '.[test]')"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,900", f"--user-data-dir={profile_dir}", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+        options.add_argument(arg)
+    return webdriver.Chrome(options=options, service=Service(executable_path=chromedriver)), None
+
+
+def figure_12(d: DashboardSettings, workdir: Path, rows: list[Row]) -> None:
+    name = "12 healthy throughput, dashboard open (wrk -t1 -c50)"
+    if wrk_version() is None:
+        rows.append(Row(name, "n/a: wrk is not installed (apt-get install -y wrk)", "-", "-", None))
+        return
+    profile = {
+        "version": 1,
+        "listeners": [{"name": "api", "bind": f"{HOST}:0", "backlog": 4096, "response": HEALTHY}],
+    }
+    with started(FaultserverProc, profile, workdir, "dashboard") as fs:
+        browser, missing = dashboard_browser(workdir / "chromium")
+        if browser is None:
+            rows.append(Row(name, missing, "-", "-", None))
+            return
+        try:
+            page = fs.control + "/"
+            behind: list[int] = []  # events the page had not shown at the end of each run
+
+            def show_page(shown: bool) -> None:
+                if not shown:
+                    browser.get("about:blank")  # the stream and the polling stop with the page
+                    return
+                browser.get(page)
+                deadline = time.monotonic() + PAGE_LIVE_S
+                state = "return document.getElementById('status').dataset.state"
+                while browser.execute_script(state) != "live":
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the dashboard did not go live")
+                    time.sleep(0.1)
+
+            browser_cpu: list[float] = []  # the browser's CPU seconds per second, page open
+
+            def run(shown: bool, seconds: int) -> float:
+                show_page(shown)
+                root = browser.service.process.pid  # chromedriver, whose children are Chromium's
+                before, started_at = _tree_cpu_s(root), time.monotonic()
+                try:
+                    rate = wrk(fs.urls["api"], seconds)
+                except Exception:
+                    fs.check()  # say so when the server died
+                    raise
+                if shown:
+                    browser_cpu.append((_tree_cpu_s(root) - before) / (time.monotonic() - started_at))
+                if shown:  # how far the page is behind once the load stops (it draws once a second)
+                    time.sleep(2.0)
+                    top = browser.execute_script(
+                        "const li = document.querySelector('#event-list > li');"
+                        "return li ? +li.dataset.id : 0")
+                    behind.append(_newest_event_id(fs.control) - int(top))
+                return rate
+
+            run(False, 1)  # warm both up
+            run(True, 1)
+            with_rates, without_rates, ratios = [], [], []
+            for i in range(d.pairs):
+                # alternate which goes first, so drift in the machine's load hits both
+                if i % 2 == 0:
+                    a = run(True, d.wrk_s)
+                    b = run(False, d.wrk_s)
+                else:
+                    b = run(False, d.wrk_s)
+                    a = run(True, d.wrk_s)
+                with_rates.append(a)
+                without_rates.append(b)
+                ratios.append(a / b)
+        finally:
+            browser.quit()
+    ratio = statistics.median(ratios)
+    rows.append(Row(
+        name,
+        f"{ratio:.2f}x ({statistics.median(with_rates):,.0f} req/s; pairs "
+        + "/".join(f"{r:.2f}" for r in ratios)
+        + f"; Chromium used {statistics.median(browser_cpu[1:]) * 100:.0f} % of a core; 2 s after"
+        f" the load the page's newest row was {max(behind[1:])} events behind)",
+        ">= 0.95x without the page",
+        f"the same server, page closed: {statistics.median(without_rates):,.0f} req/s",
+        ratio >= 0.95,
+    ))
+
+
+def _tree_cpu_s(root: int) -> float:
+    """The CPU time so far of `root` and every process under it (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo += [child for child, parent in parents.items() if parent == pid and child not in tree]
+    total = 0.0
+    for pid in tree:
+        try:
+            total += cpu_s(pid)
+        except (OSError, ValueError, IndexError):
+            pass  # gone meanwhile
+    return total
+
+
+def _newest_event_id(control: str) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(control + "/events?newest=1", timeout=10) as resp:
+        events = json.load(resp)["events"]
+    return int(events[-1]["id"]) if events else 0
+
+
 # --- the table ----------------------------------------------------------------------
 
 
@@ -1109,13 +1259,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke of every figure")
     parser.add_argument("--only", default="1,2,3,4,5,6",
-                        help="figures to run, e.g. 1,4; the TLS figures 7,8,9 and the HTTP/2 figures "
-                        "10,11 run when named")
+                        help="figures to run, e.g. 1,4; the TLS figures 7,8,9, the HTTP/2 figures "
+                        "10,11 and the dashboard figure 12 run when named")
     args = parser.parse_args(argv)
     only = {int(x) for x in args.only.split(",") if x.strip()}
     s = QUICK if args.quick else FULL
     tls = TLS_QUICK if args.quick else TLS_FULL
     h2s = H2_QUICK if args.quick else H2_FULL
+    dash = DASH_QUICK if args.quick else DASH_FULL
     raise_nofile()
     version = wrk_version()
     header = (
@@ -1138,6 +1289,7 @@ def main(argv: list[str] | None = None) -> int:
         ({9}, lambda wd: figure_9(tls, wd, rows), "9 RSS growth, held in the handshake"),
         ({10}, lambda wd: figure_10(h2s, wd, rows), "10 h2 throughput"),
         ({11}, lambda wd: figure_11(h2s, wd, rows), "11 RSS growth, h2 streams held"),
+        ({12}, lambda wd: figure_12(dash, wd, rows), "12 throughput with the dashboard open"),
     ]
     with tempfile.TemporaryDirectory(prefix="faultserver-bench-") as tmp:
         for figs, step, name in steps:

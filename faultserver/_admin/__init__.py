@@ -6,6 +6,7 @@
     errors.py    faultserver's errors to HTTP statuses, in one table
     views.py     the JSON shapes of listeners
     streams.py   GET /events (paged, streamed) and GET /events/stream (SSE fan-out)
+    pages.py     the dashboard (`GET /`): the static files in dashboard/, with their CSP
     app.py       the routes: parse, call the server, serialise
     serve.py     Hypercorn on our own accept loop (a spare descriptor for EMFILE)
 

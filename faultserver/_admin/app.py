@@ -27,6 +27,8 @@ from .._reload import ReloadCause
 from . import parse
 from .errors import error_response, json_response
 from .guard import RequestGuard, RequestHead
+from .pages import PATHS as PAGE_PATHS
+from .pages import serve_page
 from .parse import check_query
 from .protocol import AdminServer
 from .streams import EventStreams
@@ -88,12 +90,14 @@ class _Routes:
             ("POST", "/schedule/pause", self.pause),
             ("POST", "/schedule/resume", self.resume),
             ("POST", "/panic", self.panic),
+            # the dashboard: `GET /` and its assets (pages.py), fixed paths
+            *(("GET", path, serve_page) for path in sorted(PAGE_PATHS)),
         ]
 
     @cached_property
     def _guard(self) -> RequestGuard:
         scheme = "https" if self.server.control_tls is not None else "http"
-        return RequestGuard(self.server.token, self.server.allowed_hosts, scheme)
+        return RequestGuard(self.server.token, self.server.allowed_hosts, scheme, PAGE_PATHS)
 
     @cached_property
     def _streams(self) -> EventStreams:
@@ -191,7 +195,7 @@ class _Routes:
         since = query.since
         if since is None:
             since = parse.query_count("Last-Event-ID", request.headers.get("last-event-id") or None)
-        resp = Response(self._streams.open(since, query.wanted), content_type="text/event-stream")
+        resp = Response(self._streams.open(since, query.wanted, query.rate), content_type="text/event-stream")
         resp.headers["cache-control"] = "no-cache"
         resp.timeout = None
         return resp

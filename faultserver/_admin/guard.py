@@ -6,7 +6,10 @@ or None out, so every case is tested without a socket.
 In order:
 
 1. `GET /healthz` and `GET /readyz` pass whatever they carry: probes send no token, and a
-   Kubernetes probe sends the pod's IP as `Host`. They reveal nothing but "up".
+   Kubernetes probe sends the pod's IP as `Host`. They reveal nothing but "up". The
+   dashboard's static files (`pages`: `GET /` and its assets) need no token, since a
+   browser cannot send one when it loads a page and they hold no data; checks 2 and 3
+   still apply to them.
 2. `Host` (403). A page that a browser loaded from `http://attacker.example` can make the
    name `attacker.example` resolve to 127.0.0.1 (DNS rebinding) and then talk to the admin
    API as its own origin; the `Host` it sends still names the attacker. So the host must be
@@ -78,17 +81,25 @@ class RequestGuard:
     """The checks of the module docstring for one admin API."""
 
     def __init__(
-        self, token: str | None, allowed_hosts: Collection[str] = (), scheme: str = "http"
+        self,
+        token: str | None,
+        allowed_hosts: Collection[str] = (),
+        scheme: str = "http",
+        pages: Collection[str] = (),
     ) -> None:
         # surrogateescape: FAULTSERVER_TOKEN may hold bytes that are not UTF-8
         self._token = token.encode("utf-8", "surrogateescape") if token else None
         self._allowed_hosts = frozenset(name.lower().rstrip(".") for name in allowed_hosts)
         #: the admin API's own scheme (`https` over `control.tls`): the only one an Origin may have
         self._scheme = scheme
+        #: paths of static pages: GET and HEAD pass without a token (Host, Origin checked)
+        self._pages = frozenset(pages)
 
     def check(self, head: RequestHead) -> Refusal | None:
         if head.method in ("GET", "HEAD") and head.path in PROBES:
             return None
+        if head.method in ("GET", "HEAD") and head.path in self._pages:
+            return self._check_host(head) or self._check_origin(head)
         return (
             self._check_host(head)
             or self._check_origin(head)

@@ -182,6 +182,8 @@ class EventQuery:
     limit: int | None
     newest: int | None
     wanted: EventFilter
+    #: `GET /events/stream` only: at most this many events a second to this reader
+    rate: int | None = None
 
 
 def check_query(endpoint: str, given: Collection[str], allowed: Sequence[str]) -> None:
@@ -197,7 +199,7 @@ def events_query(args: Mapping[str, list[str]], *, paging: bool = True) -> Event
 
     A filter given several times matches any of its values: `type=fault&type=drop`.
     """
-    counts = ("since", "limit", "newest") if paging else ("since",)
+    counts = ("since", "limit", "newest") if paging else ("since", "rate")
     check_query(
         "GET /events" if paging else "GET /events/stream", list(args), [*counts, *EVENT_FIELDS]
     )
@@ -209,12 +211,17 @@ def events_query(args: Mapping[str, list[str]], *, paging: bool = True) -> Event
         numbers[name] = query_count(name, values[0]) if values else None
     if numbers.get("limit") is not None and numbers.get("newest") is not None:
         raise UsageError("limit and newest do not go together (limit pages from since; newest: the newest N)")
+    if numbers.get("rate") == 0:
+        raise UsageError("rate must be 1 or more (events a second), got 0")
     filters: dict[str, Any] = {}
     for name, values in args.items():
         kind = EVENT_FIELDS.get(name)
         if kind is not None:
             filters[name] = tuple(query_count(name, v) if kind is int else v for v in values)
-    return EventQuery(numbers["since"], numbers.get("limit"), numbers.get("newest"), EventFilter.of(filters))
+    return EventQuery(
+        numbers["since"], numbers.get("limit"), numbers.get("newest"), EventFilter.of(filters),
+        numbers.get("rate"),
+    )
 
 
 def reload_request(body: Any) -> Profile:

@@ -18,6 +18,9 @@ Measured (bench/sse_fanout.py, `wrk -t1 -c50`): with 100 readers the data plane 
 0.87-0.89x of its throughput without them. A reader that needs every event reads
 `--events FILE` or pages through `GET /events` instead.
 
+A reader may ask for less than its share (`?rate=N`: at most N events a second): the
+dashboard does, so that a page open during a load test costs the data plane little.
+
 A reader first gets the events it asked for (`since`, `Last-Event-ID`) in order;
 once it has caught up it gets the newest events, and when more arrived than its share (or
 it stopped reading for a while) it skips the older ones and is told how many it missed.
@@ -146,19 +149,21 @@ class EventStreams:
 
     # --- GET /events/stream -----------------------------------------------------------
 
-    def open(self, since: int | None, wanted: EventFilter = _ANY) -> AsyncIterator[bytes]:
+    def open(
+        self, since: int | None, wanted: EventFilter = _ANY, rate: int | None = None
+    ) -> AsyncIterator[bytes]:
         """A new reader's stream from `since` (None: live only), of the events `wanted`
-        matches; CapacityError when full."""
+        matches, at most `rate` events a second (None: its share); CapacityError when full."""
         if len(self._readers) >= self.max_subscribers:
             raise CapacityError(
                 f"too many event stream readers: at most {self.max_subscribers} at once "
                 "(control.max_subscribers); try again later"
             )
-        stream = self._stream(self.log.last_id if since is None else since, wanted)
+        stream = self._stream(self.log.last_id if since is None else since, wanted, rate)
         self._readers.add(stream)
         return stream
 
-    async def _stream(self, since: int, wanted: EventFilter) -> AsyncIterator[bytes]:
+    async def _stream(self, since: int, wanted: EventFilter, rate: int | None) -> AsyncIterator[bytes]:
         # counted in `_readers` for as long as the generator object lives (a WeakSet)
         log = self.log
         cursor = since
@@ -175,6 +180,8 @@ class EventStreams:
             interval = max(SSE_BATCH_S, readers / SSE_CHUNKS_PER_S)
             await trio.sleep_until(sent_at + interval)
             share = max(SSE_MIN_BATCH, int(SSE_EVENTS_PER_S * interval / readers))
+            if rate is not None:  # a reader that asked for less (the dashboard)
+                share = min(share, max(1, int(rate * interval)))
             if live:
                 page = log.catch_up(cursor, share)
             else:

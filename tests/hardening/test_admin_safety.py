@@ -202,6 +202,11 @@ def test_admin_endpoints_are_exactly_the_documented_ones():
         ("POST", "/schedule/pause"),
         ("POST", "/schedule/resume"),
         ("POST", "/panic"),
+        # the dashboard's fixed files (faultserver/_admin/pages.py): no path names a file
+        ("GET", "/"),
+        ("GET", "/dashboard/dashboard.js"),
+        ("GET", "/dashboard/dashboard.css"),
+        ("GET", "/dashboard/favicon.svg"),
     }
 
 
