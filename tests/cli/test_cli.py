@@ -25,7 +25,7 @@ from faultserver._profile.actions import ACCEPT_MODES, ACTIONS
 from tests.support import net
 
 LONG_S = net.LONG_S
-ACTIONS_LIST = "respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream"
+ACTIONS_LIST = "respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream, forward"
 
 SIMPLE = """\
 version: 1

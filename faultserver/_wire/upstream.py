@@ -1,0 +1,143 @@
+"""Proxy mode's connections to the upstream: opened with a deadline, kept alive in a pool.
+
+The pool holds at most `pool.max_connections` connections in use; a request beyond that
+waits for one to come back (under the connect deadline). Idle connections are reused newest
+first and closed when older than `pool.idle_timeout`. A connection comes back only when its
+answer was read whole and the upstream said it may carry another.
+
+Errors are translated here, at the edge, into `UpstreamError` with the spec's words: its
+`reason` is `refused`, `timeout`, `reset`, `closed` (a FIN where an answer was due) or
+`invalid` (bytes that are not HTTP), and its `phase` is `connect`, `send` or `read`.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from dataclasses import dataclass
+
+import trio
+
+from .._metrics_upstream import UpstreamStats
+from .._profile.model import Upstream
+from .transport import SocketTransport
+
+__all__ = ["PooledConnection", "UpstreamError", "UpstreamPool", "pool_for", "translate"]
+
+
+class UpstreamError(Exception):
+    """The upstream failed: `reason` (refused, timeout, reset, closed, invalid) in `phase`
+    (connect, send, read); `data`: what it sent before (for `mirror` of garbage)."""
+
+    def __init__(self, reason: str, phase: str, detail: str = "", data: bytes = b"") -> None:
+        super().__init__(f"upstream {reason} ({phase}){': ' + detail if detail else ''}")
+        self.reason = reason
+        self.phase = phase
+        self.data = data
+
+
+@dataclass(slots=True)
+class PooledConnection:
+    """One connection to the upstream; `reused`: it carried an answer before."""
+
+    transport: SocketTransport
+    reused: bool = False
+    idle_since: float = 0.0
+
+
+class UpstreamPool:
+    """The keep-alive pool of one listener's upstream (all methods in the server's thread)."""
+
+    def __init__(self, config: Upstream, stats: UpstreamStats | None = None) -> None:
+        self.config = config
+        #: the listener's upstream counts (handed on to the pool of a reloaded upstream)
+        self.stats = stats if stats is not None else UpstreamStats()
+        self._idle: list[PooledConnection] = []
+        self._slots = trio.Semaphore(config.pool_max_connections)
+        self.in_use = 0
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    async def acquire(self) -> PooledConnection:
+        """A connection: an idle one, else a new one; `UpstreamError` if none in time."""
+        config = self.config
+        with trio.move_on_after(config.connect_timeout_s) as waiting:
+            await self._slots.acquire()
+        if waiting.cancelled_caught:
+            raise UpstreamError("timeout", "connect", "the pool is full")
+        self.in_use += 1
+        try:
+            now = trio.current_time()
+            while self._idle:
+                conn = self._idle.pop()
+                if now - conn.idle_since < config.pool_idle_timeout_s:
+                    conn.reused = True
+                    return conn
+                conn.transport.sock.close()
+            return PooledConnection(await self._connect())
+        except BaseException:
+            self._give_back_slot()
+            raise
+
+    async def fresh(self) -> PooledConnection:
+        """A new connection in the slot of one that failed (a stale pooled one)."""
+        return PooledConnection(await self._connect())
+
+    def release(self, conn: PooledConnection, reusable: bool) -> None:
+        """Give a connection back: kept idle when `reusable`, else closed."""
+        self._give_back_slot()
+        if reusable:
+            conn.idle_since = trio.current_time()
+            self._idle.append(conn)
+        else:
+            conn.transport.sock.close()
+
+    def close(self) -> None:
+        """Close the idle connections (at reload or stop)."""
+        for conn in self._idle:
+            conn.transport.sock.close()
+        self._idle.clear()
+
+    def _give_back_slot(self) -> None:
+        self.in_use -= 1
+        self._slots.release()
+
+    async def _connect(self) -> SocketTransport:
+        config = self.config
+        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        sock = trio.socket.socket(family, socket.SOCK_STREAM)
+        try:
+            with trio.move_on_after(config.connect_timeout_s) as waiting:
+                await sock.connect((config.host, config.port))
+            if waiting.cancelled_caught:
+                raise UpstreamError("timeout", "connect", f"no answer within {config.connect_timeout_s}s")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            sock.close()
+            raise translate(exc, "connect") from exc
+        except BaseException:
+            sock.close()
+            raise
+        return SocketTransport(sock)
+
+
+def translate(exc: OSError, phase: str) -> UpstreamError:
+    """An `OSError` from the upstream's socket, in the spec's words."""
+    if exc.errno == errno.ECONNREFUSED:
+        return UpstreamError("refused", phase, str(exc))
+    if exc.errno == errno.ETIMEDOUT or isinstance(exc, TimeoutError):
+        return UpstreamError("timeout", phase, str(exc))
+    return UpstreamError("reset", phase, str(exc))
+
+
+def pool_for(config: Upstream | None, current: UpstreamPool | None) -> UpstreamPool | None:
+    """The pool for a listener's (re)loaded `upstream`: the current one when it is unchanged."""
+    if current is not None and current.config == config:
+        return current
+    if current is not None:
+        current.close()  # connections in use finish and are closed when given back
+    if config is None:
+        return None
+    return UpstreamPool(config, current.stats if current is not None else None)
