@@ -62,9 +62,16 @@ def _dropped(headers: list[tuple[bytes, bytes]], extra: bytes | None) -> frozens
 
 
 def request_head(
-    request: Request, upstream: Upstream, client_ip: str, proto: str, fault_header: bytes | None
+    request: Request,
+    upstream: Upstream,
+    client_ip: str,
+    proto: str,
+    fault_header: bytes | None,
+    streamed: bool = False,
 ) -> bytes:
-    """The head of `request` as sent upstream (names lower case, as the reader gave them)."""
+    """The head of `request` as sent upstream (names lower case, as the reader gave them).
+    `streamed`: the body follows as it arrives, framed as the client framed it (its
+    Content-Length, or chunked); else it is `request.body`, sent with its length."""
     headers = request.headers
     dropped = _dropped(headers, fault_header)
     lines = [f"{request.method} {request.target} HTTP/1.1\r\n".encode("latin-1")]
@@ -94,9 +101,14 @@ def request_head(
         lines.append(b"x-forwarded-host: %s\r\n" % host)
     if upstream.via is not None:
         lines.append(_via(request.http_version, upstream.via, request.header(b"via")))
-    body = request.body
-    if body or request.header(b"content-length") is not None or request.header(b"transfer-encoding"):
-        lines.append(b"content-length: %d\r\n" % len(body))
+    length = request.header(b"content-length")
+    if streamed:
+        if length is not None:
+            lines.append(b"content-length: %s\r\n" % length.strip())
+        else:
+            lines.append(b"transfer-encoding: chunked\r\n")
+    elif request.body or length is not None or request.header(b"transfer-encoding"):
+        lines.append(b"content-length: %d\r\n" % len(request.body))
     lines.append(b"\r\n")
     return b"".join(lines)
 

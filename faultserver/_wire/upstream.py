@@ -72,7 +72,7 @@ class UpstreamPool:
             now = trio.current_time()
             while self._idle:
                 conn = self._idle.pop()
-                if now - conn.idle_since < config.pool_idle_timeout_s:
+                if now - conn.idle_since < config.pool_idle_timeout_s and _still_open(conn):
                     conn.reused = True
                     return conn
                 conn.transport.sock.close()
@@ -121,6 +121,19 @@ class UpstreamPool:
             sock.close()
             raise
         return SocketTransport(sock)
+
+
+def _still_open(conn: PooledConnection) -> bool:
+    """Whether an idle connection is still usable: the upstream has neither closed it (a FIN
+    or an RST waiting) nor sent anything unasked. Checked without waiting."""
+    raw: socket.socket = conn.transport.sock._sock  # type: ignore[attr-defined]
+    try:
+        raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def translate(exc: OSError, phase: str) -> UpstreamError:

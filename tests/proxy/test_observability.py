@@ -56,9 +56,7 @@ def test_forward_event_says_status_latency_reuse(proxy: Callable[..., FaultServe
     assert first["conn"] == second["conn"]
 
 
-def test_metrics_upstream_families(
-    faultserver: Callable[..., FaultServer], upstream: Upstream
-) -> None:
+def test_metrics_upstream_families(faultserver: Callable[..., FaultServer], upstream: Upstream) -> None:
     srv = faultserver(proxy_profile(upstream.url, upstream_timeouts={"read": "200ms"}), admin=True)
     with httpx.Client(timeout=5) as client:
         for path in ("/ok", "/ok", "/status/404", "/stall", "/ok"):

@@ -17,8 +17,10 @@ from typing import Any
 import httptools
 import trio
 
+from ..._decide.request import Request
 from ..._decide.response import error_response, filler
 from ..._profile.model import CloseHow, Forward, ForwardThen, UpstreamFailure
+from ..._protocol.events import Refusal
 from ..._protocol.forwarding import (
     ResponseBody,
     ResponseEvent,
@@ -28,11 +30,13 @@ from ..._protocol.forwarding import (
     response_head,
     response_via,
 )
+from ..._protocol.http1_streaming import BodyStream
 from .. import timer
+from ..request_body import BODY, BodyStalledError, RequestBody
 from ..transport import PEER_GONE, SocketTransport, Transport
 from ..upstream import PooledConnection, UpstreamError, UpstreamPool, translate
 from .base import FIN, GONE, KEEP, RST, ActionUnit, Ending, Outcome, Turn
-from .respond import send_response
+from .respond import send_refusal, send_response
 
 __all__ = ["UNIT", "forward"]
 
@@ -53,8 +57,10 @@ async def forward(turn: Turn, action: Forward | None) -> Outcome:
         return await send_response(turn.transport, ctx, turn.conn_id, ctx.prepared, request, turn.fields)
     upstream = pool.config
     fields = turn.fields
+    source = BODY.get()
+    stream = source.stream_of(request) if source is not None else None
     proto = "https" if ctx.tls is not None else "http"
-    head = request_head(request, upstream, _client_ip(fields), proto, ctx.fault_header)
+    head = request_head(request, upstream, _client_ip(fields), proto, ctx.fault_header, stream is not None)
     relay = _Relay(turn, action, pool)
     read_s = upstream.read_timeout_s
     started = trio.current_time()
@@ -64,17 +70,29 @@ async def forward(turn: Turn, action: Forward | None) -> Outcome:
         return await relay.failed(exc, started)
     reusable = False
     try:
-        try:
-            events = await _exchange(conn.transport, head, request.body, relay.reader, read_s)
-        except UpstreamError as exc:
-            if not conn.reused or exc.reason not in ("reset", "closed") or exc.data:
-                raise
-            # a pooled connection the upstream had closed meanwhile: once more, on a new one
-            conn.transport.sock.close()
-            conn.reused = False
-            conn.transport = (await pool.fresh()).transport
-            relay.reader = ResponseReader(request.method == "HEAD")
-            events = await _exchange(conn.transport, head, request.body, relay.reader, read_s)
+        if stream is not None:
+            assert source is not None
+            if _expects_continue(request) and not stream.pieces and not stream.done:
+                await source.send_continue()  # the client waits for it before its body
+            try:
+                events = await _exchange_streamed(
+                    conn.transport, head, source, stream, request, relay.reader, read_s
+                )
+            except BodyStalledError as exc:
+                refusal = Refusal(408 if "stalled" in str(exc) else 400, str(exc))
+                return await send_refusal(turn.transport, ctx, refusal, fields)
+        else:
+            try:
+                events = await _exchange(conn.transport, head, request.body, relay.reader, read_s)
+            except UpstreamError as exc:
+                if not conn.reused or exc.reason not in ("reset", "closed") or exc.data:
+                    raise
+                # a pooled connection the upstream had closed meanwhile: again, on a new one
+                conn.transport.sock.close()
+                conn.reused = False
+                conn.transport = (await pool.fresh()).transport
+                relay.reader = ResponseReader(request.method == "HEAD")
+                events = await _exchange(conn.transport, head, request.body, relay.reader, read_s)
         latency_s = trio.current_time() - started
         relay.upstream_ms = round(latency_s * 1000, 3)
         answer = relay.reader.head
@@ -100,6 +118,35 @@ async def _exchange(
     except OSError as exc:
         raise translate(exc, "send") from exc
     return await read_events(transport, reader, read_s)
+
+
+async def _exchange_streamed(
+    transport: SocketTransport,
+    head: bytes,
+    source: RequestBody,
+    stream: BodyStream,
+    request: Request,
+    reader: ResponseReader,
+    read_s: float,
+) -> list[ResponseEvent]:
+    """Send the request's head, then its body as it arrives (chunked as the client sent
+    it, or within its Content-Length); the first events of the answer."""
+    chunked = request.header(b"content-length") is None
+    try:
+        await transport.send(head)
+        while pieces := await source.pieces(stream):
+            data = b"".join(pieces) if len(pieces) > 1 else pieces[0]
+            await transport.send(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+        if chunked:
+            await transport.send(b"0\r\n\r\n")
+    except OSError as exc:
+        raise translate(exc, "send") from exc
+    return await read_events(transport, reader, read_s)
+
+
+def _expects_continue(request: Request) -> bool:
+    expect = request.header(b"expect")
+    return expect is not None and expect.strip().lower() == b"100-continue"
 
 
 async def read_events(
