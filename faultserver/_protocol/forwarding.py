@@ -157,7 +157,7 @@ class ResponseReader:
     not HTTP; `feed_eof` says whether the close ended the answer (a body until the close).
     """
 
-    __slots__ = ("_done", "_events", "_head", "_headers", "_parser", "_reason", "head_only")
+    __slots__ = ("_done", "_events", "_head", "_headers", "_left", "_parser", "_reason", "head_only")
 
     def __init__(self, head_only: bool) -> None:
         self.head_only = head_only
@@ -167,6 +167,8 @@ class ResponseReader:
         self._reason = b""
         self._head: ResponseHead | None = None
         self._done = False
+        #: what is left of a body with a Content-Length (None: no such body, or not yet)
+        self._left: int | None = None
 
     @property
     def head(self) -> ResponseHead | None:
@@ -178,6 +180,17 @@ class ResponseReader:
 
     def feed(self, data: bytes) -> list[ResponseEvent]:
         """The events that `data` completes (empty: more bytes are needed)."""
+        left = self._left
+        if left and not self._done:
+            # the rest of a body with a length: counted, not parsed (a download's bulk)
+            if len(data) < left:
+                self._left = left - len(data)
+                return [ResponseBody(data)]
+            self._done = True
+            head = self._head
+            assert head is not None
+            # bytes after the body, which no request asked for: the connection is not reused
+            return [ResponseBody(data[:left]), ResponseEnd(head.keep_alive and len(data) == left)]
         if not self._done:
             try:
                 self._parser.feed_data(data)
@@ -228,6 +241,8 @@ class ResponseReader:
             status, self._reason, self._headers, length, bodiless, self._parser.should_keep_alive()
         )
         self._events.append(self._head)
+        if length is not None and not bodiless:
+            self._left = length
         if self.head_only:
             self._finish()
             raise _Stop
@@ -235,6 +250,8 @@ class ResponseReader:
     def on_body(self, body: bytes) -> None:
         if self._head is not None:
             self._events.append(ResponseBody(body))
+            if self._left is not None:
+                self._left -= len(body)
 
     def on_message_complete(self) -> None:
         if self._head is None:

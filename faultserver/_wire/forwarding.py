@@ -14,6 +14,8 @@ A listener with an `upstream` accepts `ProxiedConnection`s; every other listener
 
 from __future__ import annotations
 
+import math
+
 import trio
 
 from .._decide.request import Request
@@ -60,10 +62,13 @@ class ProxiedConnection(Connection):
             if idle_deadline < deadline and not self.busy:
                 deadline = idle_deadline
             try:
-                with trio.move_on_at(deadline) as waiting:
-                    data = await self.transport.receive()
-                if waiting.cancelled_caught:
-                    return await self._timed_out(reader, idle_deadline)
+                if deadline == math.inf:
+                    data = await self.transport.receive()  # no cancel scope: see Connection.serve
+                else:
+                    with trio.move_on_at(deadline) as waiting:
+                        data = await self.transport.receive()
+                    if waiting.cancelled_caught:
+                        return await self._timed_out(reader, idle_deadline)
             except ConnectionResetError:
                 return self.peer_closed(CloseHow.RST)
             if data:

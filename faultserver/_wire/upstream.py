@@ -22,7 +22,18 @@ from .._metrics_upstream import UpstreamStats
 from .._profile.model import Upstream
 from .transport import SocketTransport
 
-__all__ = ["PooledConnection", "UpstreamError", "UpstreamPool", "pool_for", "translate"]
+__all__ = [
+    "UPSTREAM_RECV_BYTES",
+    "PooledConnection",
+    "UpstreamError",
+    "UpstreamPool",
+    "pool_for",
+    "receive",
+    "translate",
+]
+
+#: The most one read of an upstream's answer takes.
+UPSTREAM_RECV_BYTES = 256 * 1024
 
 
 class UpstreamError(Exception):
@@ -63,15 +74,20 @@ class UpstreamPool:
     async def acquire(self) -> PooledConnection:
         """A connection: an idle one, else a new one; `UpstreamError` if none in time."""
         config = self.config
-        with trio.move_on_after(config.connect_timeout_s) as waiting:
-            await self._slots.acquire()
-        if waiting.cancelled_caught:
-            raise UpstreamError("timeout", "connect", "the pool is full")
+        slots = self._slots
+        if slots.value:
+            slots.acquire_nowait()  # the common case: no wait, so no cancel scope
+        else:
+            with trio.move_on_after(config.connect_timeout_s) as waiting:
+                await slots.acquire()
+            if waiting.cancelled_caught:
+                raise UpstreamError("timeout", "connect", "the pool is full")
         self.in_use += 1
         try:
-            now = trio.current_time()
-            while self._idle:
-                conn = self._idle.pop()
+            idle = self._idle
+            now = trio.current_time() if idle else 0.0
+            while idle:
+                conn = idle.pop()
                 if now - conn.idle_since < config.pool_idle_timeout_s and _still_open(conn):
                     conn.reused = True
                     return conn
@@ -121,6 +137,18 @@ class UpstreamPool:
             sock.close()
             raise
         return SocketTransport(sock)
+
+
+async def receive(transport: SocketTransport) -> bytes:
+    """`transport.receive()` with room for more at a time (`UPSTREAM_RECV_BYTES`): a large
+    answer's body arrives in fewer, larger reads."""
+    raw: socket.socket = transport.sock._sock  # type: ignore[attr-defined]
+    await trio.lowlevel.checkpoint_if_cancelled()
+    while True:
+        try:
+            return raw.recv(UPSTREAM_RECV_BYTES)
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(raw)
 
 
 def _still_open(conn: PooledConnection) -> bool:

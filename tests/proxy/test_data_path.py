@@ -183,6 +183,7 @@ def test_forward_keepalive_pool_reuses_upstream_connections(
         for _ in range(20):
             assert client.get(srv.url + "/ok").status_code == 200
     assert upstream.connections == 1
+    srv.wait_for(type="forward", request_on_connection=20)
     forwards = srv.events(type="forward")
     assert [e["reused"] for e in forwards] == [False] + [True] * 19
 

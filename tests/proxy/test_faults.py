@@ -73,7 +73,7 @@ def test_delay_delays_the_forward(proxy: Callable[..., FaultServer]) -> None:
     r = httpx.get(srv.url + "/slow", timeout=5)
     assert time.monotonic() - started >= 0.3
     assert r.headers["x-upstream"] == "yes"
-    assert srv.events(type="forward")[0]["path"] == "/slow"
+    assert srv.wait_for(type="forward")["path"] == "/slow"
 
 
 # --- faults applied to the upstream's answer -------------------------------------------------

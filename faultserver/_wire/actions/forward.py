@@ -34,7 +34,7 @@ from ..._protocol.http1_streaming import BodyStream
 from .. import timer
 from ..request_body import BODY, BodyStalledError, RequestBody
 from ..transport import PEER_GONE, SocketTransport, Transport
-from ..upstream import PooledConnection, UpstreamError, UpstreamPool, translate
+from ..upstream import PooledConnection, UpstreamError, UpstreamPool, receive, translate
 from .base import FIN, GONE, KEEP, RST, ActionUnit, Ending, Outcome, Turn
 from .respond import send_refusal, send_response
 
@@ -156,7 +156,7 @@ async def read_events(
     while True:
         try:
             with trio.move_on_after(read_s) as waiting:
-                data = await transport.receive()
+                data = await receive(transport)
         except OSError as exc:
             raise translate(exc, "read") from exc
         if waiting.cancelled_caught:
@@ -192,6 +192,8 @@ class _Relay:
         self.close = not request.keep_alive
         self.cut_left = self.then.cut_bytes
         self.was_cut = False
+        #: what goes to the client with the next write
+        self.out: list[bytes] = []
         self.sent = 0
         self.started = 0.0
         self.upstream_ms = 0.0
@@ -200,30 +202,34 @@ class _Relay:
         self.upstream_status = 0
 
     async def run(self, conn: PooledConnection, events: list[ResponseEvent]) -> bool:
-        """Relay the answer; whether the upstream connection may carry another."""
+        """Relay the answer; whether the upstream connection may carry another. What one
+        read of the upstream brings leaves in one write (a small answer: head and body)."""
         read_s = self.pool.config.read_timeout_s
         body = self.action.body if self.action is not None else None
         while True:
             for event in events:
                 if type(event) is ResponseHead:
-                    await self._head(event)
+                    self._head(event)
                 elif type(event) is ResponseBody:
                     data = event.data
                     if body is None and data:
-                        await self._send(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
+                        self._queue(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
                 else:
                     if body is not None:
-                        await self._send(body.data if body.data is not None else filler(body.size or 0))
+                        self._queue(body.data if body.data is not None else filler(body.size or 0))
                     elif self.chunked:
-                        await self._send(b"0\r\n\r\n")
+                        self._queue(b"0\r\n\r\n")
+                    await self._flush()
                     self._emit()
                     return event.reusable and not self.was_cut  # type: ignore[union-attr]
                 if self.was_cut:
+                    await self._flush()
                     self._emit()
                     return False
+            await self._flush()
             events = await read_events(conn.transport, self.reader, read_s)
 
-    async def _head(self, head: ResponseHead) -> None:
+    def _head(self, head: ResponseHead) -> None:
         action = self.action
         request = self.request
         body = action.body if action is not None else None
@@ -252,16 +258,25 @@ class _Relay:
             keep_alive_1_0=request.http_version == "1.0" and not self.close,
             via=response_via(head, upstream.via) if upstream.via is not None else None,
         )
-        await self._send(data)
+        self._queue(data)
         self.head_sent = True
 
-    async def _send(self, data: bytes) -> None:
-        """To the client, as `then` says: cut after its bytes, or at its rate."""
+    def _queue(self, data: bytes) -> None:
+        """For the client, cut after `then`'s bytes."""
         if self.cut_left is not None:
             if len(data) >= self.cut_left:
                 data = data[: self.cut_left]
                 self.was_cut = True
             self.cut_left -= len(data)
+        self.out.append(data)
+
+    async def _flush(self) -> None:
+        """What was queued, to the client, at `then`'s rate if it has one."""
+        out = self.out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
         rate = self.then.rate_bytes_per_s
         if rate is None:
             await self.transport.send(data)
