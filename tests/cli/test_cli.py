@@ -404,7 +404,8 @@ def test_actions_lists_every_action_and_accept_mode(cli):
     listed = {line.split()[0] for line in lines if line.startswith("  ")}
     assert listed == set(ACTIONS) | set(ACCEPT_MODES)
     assert set(ACTIONS) == {
-        "respond", "close", "reset", "hang", "partial", "dribble", "garbage", "delay", "goaway", "rst_stream"
+        "respond", "close", "reset", "hang", "partial", "dribble", "garbage", "delay", "goaway", "rst_stream",
+        "forward",
     }
     assert set(ACCEPT_MODES) == {"open", "refuse", "stall"}
     for line in lines:
