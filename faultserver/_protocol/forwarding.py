@@ -68,10 +68,12 @@ def request_head(
     proto: str,
     fault_header: bytes | None,
     streamed: bool = False,
+    upgrade: bool = False,
 ) -> bytes:
     """The head of `request` as sent upstream (names lower case, as the reader gave them).
     `streamed`: the body follows as it arrives, framed as the client framed it (its
-    Content-Length, or chunked); else it is `request.body`, sent with its length."""
+    Content-Length, or chunked); else it is `request.body`, sent with its length.
+    `upgrade`: the request's `Upgrade` goes with it (a tunnel is asked for)."""
     headers = request.headers
     dropped = _dropped(headers, fault_header)
     lines = [f"{request.method} {request.target} HTTP/1.1\r\n".encode("latin-1")]
@@ -101,6 +103,8 @@ def request_head(
         lines.append(b"x-forwarded-host: %s\r\n" % host)
     if upstream.via is not None:
         lines.append(_via(request.http_version, upstream.via, request.header(b"via")))
+    if upgrade:
+        lines.append(b"connection: upgrade\r\nupgrade: %s\r\n" % (request.header(b"upgrade") or b""))
     length = request.header(b"content-length")
     if streamed:
         if length is not None:
@@ -157,7 +161,17 @@ class ResponseReader:
     not HTTP; `feed_eof` says whether the close ended the answer (a body until the close).
     """
 
-    __slots__ = ("_done", "_events", "_head", "_headers", "_left", "_parser", "_reason", "head_only")
+    __slots__ = (
+        "_done",
+        "_events",
+        "_head",
+        "_headers",
+        "_left",
+        "_parser",
+        "_reason",
+        "head_only",
+        "tunnel_start",
+    )
 
     def __init__(self, head_only: bool) -> None:
         self.head_only = head_only
@@ -169,6 +183,8 @@ class ResponseReader:
         self._done = False
         #: what is left of a body with a Content-Length (None: no such body, or not yet)
         self._left: int | None = None
+        #: after a `101 Switching Protocols`: the bytes that followed its head
+        self.tunnel_start = b""
 
     @property
     def head(self) -> ResponseHead | None:
@@ -194,6 +210,8 @@ class ResponseReader:
         if not self._done:
             try:
                 self._parser.feed_data(data)
+            except httptools.HttpParserUpgrade as exc:  # a 101: the rest is the new protocol
+                self.tunnel_start = data[exc.args[0] :] if exc.args else b""
             except httptools.HttpParserCallbackError:
                 if not self._done:
                     raise
@@ -236,7 +254,7 @@ class ResponseReader:
                 chunked = True
         if chunked:
             length = None
-        bodiless = self.head_only or status in (204, 304)
+        bodiless = self.head_only or status in (101, 204, 304)
         self._head = ResponseHead(
             status, self._reason, self._headers, length, bodiless, self._parser.should_keep_alive()
         )

@@ -15,7 +15,11 @@ may not stall (`deadline`, as for any body). `Expect: 100-continue` gives no
 from __future__ import annotations
 
 import dataclasses
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import httptools
 
 from .._decide.request import Request
 from .._profile.model import Limits
@@ -49,12 +53,33 @@ class BodyStream:
 class StreamingRequestReader(RequestReader):
     """A `RequestReader` whose requests come out on their head, their bodies in pieces."""
 
-    __slots__ = ("current",)
+    __slots__ = ("_feeding", "current", "tunnel_start", "upgraded")
 
     def __init__(self, limits: Limits, now: float) -> None:
         super().__init__(dataclasses.replace(limits, max_body_bytes=UNLIMITED_BODY_BYTES), now)
         #: the body arriving now (None between requests)
         self.current: BodyStream | None = None
+        #: a request that asked to switch protocols (`Upgrade:`), and the bytes that came
+        #: after its head: the start of the new protocol, for a tunnel (nothing more is read)
+        self.upgraded: Request | None = None
+        self.tunnel_start = b""
+        self._feeding = b""
+
+    def feed(self, data: bytes, clock: Callable[[], float]) -> None:
+        self._feeding = data  # for `_upgrade`, which needs what follows the head
+        super().feed(data, clock)
+        self._feeding = b""
+
+    def _upgrade(self) -> None:
+        """An `Upgrade:` request (called while httptools' exception is handled): answered
+        like any, then the connection closes; a forward may tunnel it instead."""
+        exc = sys.exc_info()[1]
+        super()._upgrade()
+        events = self._events
+        offset = exc.args[0] if isinstance(exc, httptools.HttpParserUpgrade) and exc.args else None
+        if self._refusal is None and offset is not None and events and type(events[-1]) is Request:
+            self.upgraded = events[-1]
+            self.tunnel_start = self._feeding[offset:]
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()

@@ -48,7 +48,7 @@ def test_proxy_chaos_on_the_wire(faultserver: Callable[..., FaultServer], upstre
                     break
                 answered += 1
     # a connection ends with a FIN at its 100th request at the latest, or earlier with a reset
-    assert all(how == "fin" and n == 99 or how == "reset" and n < 99 for n, how in endings), endings
+    assert all((how == "fin" and n == 99) or (how == "reset" and n < 99) for n, how in endings), endings
     assert ("fin", 99) in [(how, n) for n, how in endings]
     assert set(statuses) == {200, 503}
     faults = srv.events(type="fault")

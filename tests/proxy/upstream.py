@@ -6,6 +6,7 @@ with a route per behaviour a proxy must relay or survive.
 - `/echo`: JSON of what arrived: method, path, headers and the body's SHA-256 and size
 - `/status/N`: an empty answer with status N (no Content-Length for 204 and 304)
 - `/stall`: never answers (until the server stops)
+- `/ws`: a WebSocket echo (wsproto): each text or binary message comes back
 - `/reset`: RST without an answer; `/fin`: FIN without an answer; `/garbage`: not HTTP
 - anything else: `200 ok` with a small text body
 Every connection is counted (`connections`), so tests can see the pool's reuse.
@@ -20,6 +21,16 @@ import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Message,
+    Request,
+    TextMessage,
+)
 
 __all__ = ["PATTERN", "Upstream", "pattern_bytes"]
 
@@ -63,6 +74,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._file(int(parts[1]), chunked=route == "chunked")
         elif route == "echo":
             self._echo()
+        elif route == "ws":
+            self._websocket()
         elif route == "status":
             status = int(parts[1])
             self.send_response(status)
@@ -110,6 +123,27 @@ class _Handler(BaseHTTPRequestHandler):
             left -= len(piece)
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
+
+    def _websocket(self) -> None:
+        """Hand the head back to wsproto (which answers 101), then echo messages."""
+        ws = WSConnection(ConnectionType.SERVER)
+        head = f"{self.requestline}\r\n{self.headers}".encode("latin-1")
+        ws.receive_data(head.rstrip(b"\r\n") + b"\r\n\r\n")
+        self.close_connection = True
+        sock = self.connection
+        while True:
+            for event in ws.events():
+                if isinstance(event, Request):
+                    sock.sendall(ws.send(AcceptConnection()))
+                elif isinstance(event, (TextMessage, BytesMessage)):
+                    sock.sendall(ws.send(Message(data=event.data)))
+                elif isinstance(event, CloseConnection):
+                    sock.sendall(ws.send(event.response()))
+                    return
+            data = sock.recv(65536)
+            if not data:
+                return
+            ws.receive_data(data)
 
     def _echo(self) -> None:
         digest = hashlib.sha256()

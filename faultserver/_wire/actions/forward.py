@@ -34,6 +34,7 @@ from ..._protocol.http1_streaming import BodyStream
 from .. import timer
 from ..request_body import BODY, BodyStalledError, RequestBody
 from ..transport import PEER_GONE, SocketTransport, Transport
+from ..tunnel import tunnel
 from ..upstream import PooledConnection, UpstreamError, UpstreamPool, receive, translate
 from .base import FIN, GONE, KEEP, RST, ActionUnit, Ending, Outcome, Turn
 from .respond import send_refusal, send_response
@@ -58,9 +59,12 @@ async def forward(turn: Turn, action: Forward | None) -> Outcome:
     upstream = pool.config
     fields = turn.fields
     source = BODY.get()
-    stream = source.stream_of(request) if source is not None else None
+    upgrade = source is not None and source.reader.upgraded is request
+    stream = source.stream_of(request) if source is not None and not upgrade else None
     proto = "https" if ctx.tls is not None else "http"
-    head = request_head(request, upstream, _client_ip(fields), proto, ctx.fault_header, stream is not None)
+    client_ip = _client_ip(fields)
+    streamed = stream is not None
+    head = request_head(request, upstream, client_ip, proto, ctx.fault_header, streamed, upgrade)
     relay = _Relay(turn, action, pool)
     read_s = upstream.read_timeout_s
     started = trio.current_time()
@@ -100,6 +104,12 @@ async def forward(turn: Turn, action: Forward | None) -> Outcome:
             pool.stats.answered(answer.status, latency_s)
         relay.reused = conn.reused
         reusable = await relay.run(conn, events)
+        if upgrade and relay.upstream_status == 101 and not relay.was_cut:
+            assert source is not None
+            reusable = False
+            start = source.reader.tunnel_start
+            await tunnel(turn.transport, conn.transport, start, relay.reader.tunnel_start)
+            return FIN
     except UpstreamError as exc:
         return await relay.failed(exc, started)
     finally:
@@ -248,10 +258,15 @@ class _Relay:
             elif length is None:
                 self.close = True
         upstream = self.pool.config
+        extra = action.headers if action is not None else ()
+        if head.status == 101:  # a switch of protocols says which, on this hop too
+            self.close = False
+            switched = next((v for n, v in head.headers if n == b"upgrade"), b"").decode("latin-1")
+            extra = (*extra, ("connection", "upgrade"), ("upgrade", switched))
         data = response_head(
             head,
             status=status,
-            extra=action.headers if action is not None else (),
+            extra=extra,
             body_length=length,
             chunked=self.chunked,
             close=self.close,
