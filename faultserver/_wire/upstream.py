@@ -34,6 +34,8 @@ __all__ = [
 
 #: The most one read of an upstream's answer takes.
 UPSTREAM_RECV_BYTES = 256 * 1024
+#: The receive buffer of an upstream connection (the kernel caps it at net.core.rmem_max).
+UPSTREAM_RCVBUF_BYTES = 4 * 1024 * 1024
 
 
 class UpstreamError(Exception):
@@ -125,6 +127,9 @@ class UpstreamPool:
         family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
         sock = trio.socket.socket(family, socket.SOCK_STREAM)
         try:
+            # before the connect, so that the window it announces can grow to it: with the
+            # kernel's default, a download through the proxy ran at a quarter of the speed
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UPSTREAM_RCVBUF_BYTES)
             with trio.move_on_after(config.connect_timeout_s) as waiting:
                 await sock.connect((config.host, config.port))
             if waiting.cancelled_caught:
