@@ -833,14 +833,16 @@ def test_error_rule_missing_action() -> None:
 def test_error_rule_unknown_action() -> None:
     assert one(rule("action: fin")) == (
         "p.yaml:6:17: listeners[0].rules[0].action: unknown action 'fin' "
-        "(expected one of: respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream, forward)"
+        "(expected one of: respond, close, reset, hang, partial, dribble, garbage, delay, "
+        "goaway, rst_stream, forward)"
     )
 
 
 def test_error_rule_action_not_a_string() -> None:
     assert one(rule("action: [close]")) == (
         "p.yaml:6:17: listeners[0].rules[0].action: expected an action "
-        "(one of: respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream, forward), "
+        "(one of: respond, close, reset, hang, partial, dribble, garbage, delay, "
+        "goaway, rst_stream, forward), "
         "got a list"
     )
 
