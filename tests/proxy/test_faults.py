@@ -211,3 +211,39 @@ def test_mirror_of_refused_upstream_is_rst(faultserver: Callable[..., FaultServe
             while sock.recv(100):
                 pass
     assert caught.value.errno == errno.ECONNRESET
+
+
+@pytest.mark.parametrize(("failure", "how"), [("gateway", "eof"), ("mirror", "eof")])
+def test_upstream_closing_mid_body_ends_the_client_connection(
+    proxy: Callable[..., FaultServer], failure: str, how: str
+) -> None:
+    srv = proxy(upstream_failure=failure)
+    with connect(srv) as sock:
+        sock.sendall(net.get_request("/cut/1000"))
+        data, ended = net.read_to_end(sock)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"content-length: 2000" in head
+    assert (body, ended) == (pattern_bytes(1000), how)  # the promised length never comes
+    event = srv.wait_for(type="upstream_error")
+    assert (event["reason"], event["phase"], event["answer"]) == ("closed", "read", "fin")
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(srv.url + "/cut/1000", timeout=5)
+
+
+def test_client_that_never_reads_is_closed_after_the_read_timeout(
+    proxy: Callable[..., FaultServer], upstream: Upstream
+) -> None:
+    srv = proxy(upstream_timeouts={"read": "300ms"})
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.connect(("127.0.0.1", srv["proxy"].port))
+        sock.sendall(net.get_request(f"/file/{50 * 1024 * 1024}"))
+        time.sleep(1.5)  # reads nothing meanwhile
+        sock.settimeout(5)
+        data, how = net.read_to_end(sock)
+    assert how == "eof"
+    assert 0 < len(data) < 50 * 1024 * 1024
+    # the proxy let go of the upstream connection: the next request opens a new one
+    before = upstream.connections
+    assert httpx.get(srv.url + "/ok", timeout=5).status_code == 200
+    assert upstream.connections == before + 1

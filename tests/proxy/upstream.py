@@ -7,6 +7,7 @@ with a route per behaviour a proxy must relay or survive.
 - `/status/N`: an empty answer with status N (no Content-Length for 204 and 304)
 - `/stall`: never answers (until the server stops)
 - `/ws`: a WebSocket echo (wsproto): each text or binary message comes back
+- `/cut/N`: a head that promises 2N bytes, N of them, then FIN
 - `/reset`: RST without an answer; `/fin`: FIN without an answer; `/garbage`: not HTTP
 - anything else: `200 ok` with a small text body
 Every connection is counted (`connections`), so tests can see the pool's reuse.
@@ -74,6 +75,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._file(int(parts[1]), chunked=route == "chunked")
         elif route == "echo":
             self._echo()
+        elif route == "cut":
+            size = int(parts[1])
+            self.send_response(200)
+            self.send_header("content-length", str(2 * size))
+            self.end_headers()
+            self.wfile.write(pattern_bytes(size))
+            self.close_connection = True
         elif route == "ws":
             self._websocket()
         elif route == "status":

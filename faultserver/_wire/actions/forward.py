@@ -202,6 +202,8 @@ class _Relay:
         self.close = not request.keep_alive
         self.cut_left = self.then.cut_bytes
         self.was_cut = False
+        #: the client took nothing of the answer for the read timeout
+        self.client_stalled = False
         #: what goes to the client with the next write
         self.out: list[bytes] = []
         self.sent = 0
@@ -236,7 +238,12 @@ class _Relay:
                     await self._flush()
                     self._emit()
                     return False
-            await self._flush()
+            # a client that takes nothing for the read timeout holds no upstream connection
+            with trio.move_on_after(read_s) as sending:
+                await self._flush()
+            if sending.cancelled_caught:
+                self.client_stalled = True
+                return False
             events = await read_events(conn.transport, self.reader, read_s)
 
     def _head(self, head: ResponseHead) -> None:
@@ -324,6 +331,8 @@ class _Relay:
     async def ending(self) -> Outcome:
         """How the client's connection goes on once the answer (or its cut) has gone."""
         end = self.then.end
+        if self.client_stalled:
+            return FIN
         if end is CloseHow.RST:
             await self.transport.wait_delivered()  # the RST must not overtake the answer
             return RST
