@@ -247,3 +247,14 @@ def test_client_that_never_reads_is_closed_after_the_read_timeout(
     before = upstream.connections
     assert httpx.get(srv.url + "/ok", timeout=5).status_code == 200
     assert upstream.connections == before + 1
+
+
+@pytest.mark.parametrize("http2", [False, True])
+def test_fault_header_forward_without_upstream_is_the_listeners_answer(
+    faultserver: Callable[..., FaultServer], http2: bool
+) -> None:
+    listener = {"response": {"body": "mock\n"}, **({"protocols": ["http/1.1", "h2"]} if http2 else {})}
+    srv = faultserver({"version": 1, "listeners": [{"name": "mock", "bind": "127.0.0.1:0", **listener}]})
+    extra = ["--http2-prior-knowledge"] if http2 else []
+    result = curl(srv.url + "/x", "-H", "X-Fault: forward; then=reset", *extra)
+    assert (result.returncode, result.stdout) == (0, "mock\n"), result.stderr
