@@ -5,6 +5,7 @@ upstream's own failures as a gateway reports them (502/504) or mirrors them."""
 from __future__ import annotations
 
 import errno
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -258,3 +259,15 @@ def test_fault_header_forward_without_upstream_is_the_listeners_answer(
     extra = ["--http2-prior-knowledge"] if http2 else []
     result = curl(srv.url + "/x", "-H", "X-Fault: forward; then=reset", *extra)
     assert (result.returncode, result.stdout) == (0, "mock\n"), result.stderr
+
+
+def test_fault_header_forward_on_a_proxy(proxy: Callable[..., FaultServer], upstream: Upstream) -> None:
+    srv = proxy()
+    with connect(srv) as sock:
+        sock.sendall(net.get_request("/echo", extra=b"x-fault: forward; status=503; then=close\r\n"))
+        reader = RawReader(sock)
+        response = reader.read_response()
+        assert reader.at_eof()
+    assert response.status == 503
+    sent = dict(json.loads(response.body)["headers"])
+    assert "x-fault" not in sent  # faultserver's own header stays with faultserver
