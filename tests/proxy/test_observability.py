@@ -76,3 +76,15 @@ def test_metrics_upstream_families(faultserver: Callable[..., FaultServer], upst
     assert samples[("faultserver_upstream_pool_in_use", ())] == 0
     # the stalled connection was closed, and the last /ok opened the one now idle
     assert samples[("faultserver_upstream_pool_idle", ())] == 1
+
+
+def test_plain_forward_is_no_fault_a_changed_one_is(proxy: Callable[..., FaultServer]) -> None:
+    srv = proxy(
+        {"name": "late", "match": {"path": "/ok"}, "action": "forward", "delay": "10ms"},
+        {"name": "broken", "match": {"path": "/status/*"}, "action": "forward", "status": 500},
+    )
+    with httpx.Client(timeout=5) as client:
+        assert client.get(srv.url + "/ok").status_code == 200
+        assert client.get(srv.url + "/status/200").status_code == 500
+    assert srv["proxy"].faults() == {"forward": 1}
+    assert srv["proxy"].delayed() == {"forward": 1}
