@@ -497,6 +497,11 @@ class Upstream:
     host_header: UpstreamHost = UpstreamHost.KEEP
     #: the pseudonym of a `Via` header added both ways (None: no `Via`)
     via: str | None = None
+    #: `https://`: the CA file that signs the upstream's certificate (None: the system's),
+    #: whether it is checked at all, and the name asked for (None: the host)
+    tls_ca_path: str | None = None
+    tls_verify: bool = True
+    tls_sni: str | None = None
 
     @property
     def authority(self) -> str:

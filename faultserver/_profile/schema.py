@@ -412,9 +412,19 @@ def _listener_schema() -> Schema:
         "upstream": _nullable(
             {
                 "type": "string",
-                "pattern": "^[hH][tT][tT][pP]://[^/?#@]+/?$",
-                "description": "proxy mode: forward the requests no rule stops to http://HOST:PORT",
+                "pattern": "^[hH][tT][tT][pP][sS]?://[^/?#@]+/?$",
+                "description": "proxy mode: forward the requests no rule stops to http(s)://HOST:PORT",
             }
+        ),
+        "upstream_tls": _nullable(
+            _object(
+                {
+                    "ca": {"type": "string", "description": "a PEM file of the CAs to trust"},
+                    "verify": {"type": "boolean"},
+                    "sni": {"type": "string", "minLength": 1},
+                },
+                description="how an https:// upstream is checked",
+            )
         ),
         "upstream_timeouts": _nullable(_object(_keys(UPSTREAM_TIMEOUT_KEYS))),
         "upstream_failure": _enum(

@@ -18,6 +18,7 @@ from .check import Checker
 from .keys import Key, ValueKind
 from .model import Profile, Protocol, Upstream, UpstreamFailure, UpstreamHost
 from .nodes import MapNode, Node, ScalarNode, SeqNode, describe, is_null
+from .tls import check_ca_file
 from .values import read_keys
 
 __all__ = [
@@ -30,7 +31,17 @@ __all__ = [
 ]
 
 #: A listener's keys for proxy mode, `upstream` first: the others need it.
-UPSTREAM_KEYS = ("upstream", "upstream_timeouts", "upstream_failure", "pool", "host", "via")
+UPSTREAM_KEYS = (
+    "upstream",
+    "upstream_tls",
+    "upstream_timeouts",
+    "upstream_failure",
+    "pool",
+    "host",
+    "via",
+)
+#: `upstream_tls`'s keys (an `https://` upstream only).
+UPSTREAM_TLS_KEYS = ("ca", "verify", "sni")
 UPSTREAM_TIMEOUT_KEYS: Mapping[str, Key] = {
     "connect": Key(ValueKind.POSITIVE_DURATION, "connect_timeout_s"),
     "read": Key(ValueKind.POSITIVE_DURATION, "read_timeout_s"),
@@ -39,7 +50,7 @@ POOL_KEYS: Mapping[str, Key] = {
     "max_connections": Key(ValueKind.COUNT, "pool_max_connections"),
     "idle_timeout": Key(ValueKind.DURATION, "pool_idle_timeout_s"),
 }
-_DEFAULT_PORTS = {"http": 80}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def check_upstream(c: Checker, fields: Mapping[str, Node], path: str) -> dict[str, object]:
@@ -58,6 +69,8 @@ def check_upstream(c: Checker, fields: Mapping[str, Node], path: str) -> dict[st
     if "upstream_timeouts" in fields:
         timeouts_path = f"{path}.upstream_timeouts"
         values |= _keyed(c, fields["upstream_timeouts"], timeouts_path, UPSTREAM_TIMEOUT_KEYS)
+    if "upstream_tls" in fields and not is_null(fields["upstream_tls"]):
+        values |= _check_upstream_tls(c, fields["upstream_tls"], f"{path}.upstream_tls", fields["upstream"])
     if "upstream_failure" in fields:
         failure = c.member(
             fields["upstream_failure"], f"{path}.upstream_failure", list(UpstreamFailure), "upstream_failure"
@@ -84,6 +97,28 @@ def check_upstream(c: Checker, fields: Mapping[str, Node], path: str) -> dict[st
     return {"upstream": Upstream(host=host, port=port, scheme=scheme, **values)}  # type: ignore[arg-type]
 
 
+def _check_upstream_tls(c: Checker, node: Node, path: str, url: Node) -> dict[str, object]:
+    """`{ca: PATH, verify: BOOL, sni: NAME}`, for an `https://` upstream only."""
+    text = url.value if isinstance(url, ScalarNode) else None
+    if not (isinstance(text, str) and text.lower().startswith("https://")):
+        c.problem(node, path, "'upstream_tls' needs an https:// upstream")
+        return {}
+    found = c.fields(node, path, UPSTREAM_TLS_KEYS)
+    if found is None:
+        return {}
+    values: dict[str, object] = {}
+    if "ca" in found:
+        values["tls_ca_path"] = check_ca_file(c, found["ca"], f"{path}.ca")
+    if "verify" in found:
+        values["tls_verify"] = c.boolean(found["verify"], f"{path}.verify")
+    if "sni" in found and not is_null(found["sni"]):
+        sni = c.string(found["sni"], f"{path}.sni", "a server name")
+        if sni is not None and (not sni or any(ch.isspace() or not ch.isprintable() for ch in sni)):
+            c.problem(found["sni"], f"{path}.sni", f"expected a server name, got {sni!r}")
+        values["tls_sni"] = sni
+    return values
+
+
 def _keyed(c: Checker, node: Node, path: str, keys: Mapping[str, Key]) -> dict[str, object]:
     if is_null(node):
         return {}
@@ -92,7 +127,7 @@ def _keyed(c: Checker, node: Node, path: str, keys: Mapping[str, Key]) -> dict[s
 
 
 def _check_url(c: Checker, node: Node, path: str) -> tuple[str, str, int] | None:
-    """`http://HOST[:PORT]` (a trailing `/` allowed): the scheme, host and port."""
+    """`http://HOST[:PORT]` or `https://...` (a trailing `/` allowed): scheme, host, port."""
     text = node.value if isinstance(node, ScalarNode) else None
     if not isinstance(text, str):
         c.problem(node, path, f"expected a URL such as http://127.0.0.1:8000, got {describe(node)}")
@@ -104,12 +139,9 @@ def _check_url(c: Checker, node: Node, path: str) -> tuple[str, str, int] | None
         c.problem(node, path, f"expected a URL such as http://127.0.0.1:8000, got {text!r} ({exc})")
         return None
     scheme = parts.scheme.lower()
-    if scheme == "https":
-        c.problem(node, path, "an https upstream is not supported yet (expected http://HOST:PORT)")
-        return None
     if scheme not in _DEFAULT_PORTS:
         shown = f"{scheme!r}" if scheme else "none"
-        message = f"expected a URL with scheme http (http://HOST:PORT), got scheme {shown} in {text!r}"
+        message = f"expected a URL with scheme http or https (http://HOST:PORT), got {shown} in {text!r}"
         c.problem(node, path, message)
         return None
     host = parts.hostname

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import trio
 
-from .transport import SocketTransport, Transport
-from .upstream import receive
+from .transport import Transport
+from .upstream import UpstreamTransport
 
 __all__ = ["tunnel"]
 
 
-async def tunnel(client: Transport, upstream: SocketTransport, to_upstream: bytes, to_client: bytes) -> str:
+async def tunnel(client: Transport, upstream: UpstreamTransport, to_upstream: bytes, to_client: bytes) -> str:
     """Relay until one side ends (FIN, RST, or a failed write); which side did: `client`
     or `upstream`. `to_upstream` and `to_client` are bytes already read past the heads."""
     ended: list[str] = []
@@ -20,7 +20,7 @@ async def tunnel(client: Transport, upstream: SocketTransport, to_upstream: byte
         try:
             while True:
                 if read_upstream:
-                    data = await receive(upstream)
+                    data = await upstream.receive()
                 else:
                     data = await client.receive()
                 if not data:

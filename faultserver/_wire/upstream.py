@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import ssl
 from dataclasses import dataclass
 
 import trio
@@ -27,8 +28,9 @@ __all__ = [
     "PooledConnection",
     "UpstreamError",
     "UpstreamPool",
+    "UpstreamTransport",
     "pool_for",
-    "receive",
+    "tls_context",
     "translate",
 ]
 
@@ -49,11 +51,62 @@ class UpstreamError(Exception):
         self.data = data
 
 
+class UpstreamTransport:
+    """A connection to the upstream: a TCP socket, or TLS over one (`https://`)."""
+
+    __slots__ = ("_plain", "_raw", "_tls", "sock")
+
+    def __init__(self, sock: trio.socket.SocketType, tls: trio.SSLStream[trio.SocketStream] | None) -> None:
+        self.sock = sock
+        self._raw: socket.socket = sock._sock  # type: ignore[attr-defined]
+        self._plain = SocketTransport(sock)
+        self._tls = tls
+
+    async def send(self, data: bytes | bytearray | memoryview) -> None:
+        if self._tls is None:
+            await self._plain.send(data)
+            return
+        try:
+            await self._tls.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise BrokenPipeError("TLS stream broken") from exc
+
+    async def receive(self) -> bytes:
+        """Up to `UPSTREAM_RECV_BYTES`: a large answer's body arrives in fewer, larger reads."""
+        if self._tls is not None:
+            try:
+                return bytes(await self._tls.receive_some(UPSTREAM_RECV_BYTES))
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise ConnectionResetError("TLS stream broken") from exc
+        raw = self._raw
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                return raw.recv(UPSTREAM_RECV_BYTES)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(raw)
+
+    def still_open(self) -> bool:
+        """Whether an idle connection is still usable: the upstream has not closed it (a FIN
+        or an RST waiting) nor, in plain TCP, sent anything unasked (over TLS, a session
+        ticket may be waiting). Checked without waiting."""
+        try:
+            data = self._raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        return bool(data) and self._tls is not None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 @dataclass(slots=True)
 class PooledConnection:
     """One connection to the upstream; `reused`: it carried an answer before."""
 
-    transport: SocketTransport
+    transport: UpstreamTransport
     reused: bool = False
     idle_since: float = 0.0
 
@@ -67,6 +120,7 @@ class UpstreamPool:
         self.stats = stats if stats is not None else UpstreamStats()
         self._idle: list[PooledConnection] = []
         self._slots = trio.Semaphore(config.pool_max_connections)
+        self._tls_context = tls_context(config) if config.scheme == "https" else None
         self.in_use = 0
 
     @property
@@ -90,10 +144,10 @@ class UpstreamPool:
             now = trio.current_time() if idle else 0.0
             while idle:
                 conn = idle.pop()
-                if now - conn.idle_since < config.pool_idle_timeout_s and _still_open(conn):
+                if now - conn.idle_since < config.pool_idle_timeout_s and conn.transport.still_open():
                     conn.reused = True
                     return conn
-                conn.transport.sock.close()
+                conn.transport.close()
             return PooledConnection(await self._connect())
         except BaseException:
             self._give_back_slot()
@@ -110,19 +164,19 @@ class UpstreamPool:
             conn.idle_since = trio.current_time()
             self._idle.append(conn)
         else:
-            conn.transport.sock.close()
+            conn.transport.close()
 
     def close(self) -> None:
         """Close the idle connections (at reload or stop)."""
         for conn in self._idle:
-            conn.transport.sock.close()
+            conn.transport.close()
         self._idle.clear()
 
     def _give_back_slot(self) -> None:
         self.in_use -= 1
         self._slots.release()
 
-    async def _connect(self) -> SocketTransport:
+    async def _connect(self) -> UpstreamTransport:
         config = self.config
         family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
         sock = trio.socket.socket(family, socket.SOCK_STREAM)
@@ -135,38 +189,45 @@ class UpstreamPool:
             if waiting.cancelled_caught:
                 raise UpstreamError("timeout", "connect", f"no answer within {config.connect_timeout_s}s")
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tls = None
+            if self._tls_context is not None:
+                tls = await self._handshake(sock, self._tls_context)
         except OSError as exc:
             sock.close()
             raise translate(exc, "connect") from exc
         except BaseException:
             sock.close()
             raise
-        return SocketTransport(sock)
+        return UpstreamTransport(sock, tls)
+
+    async def _handshake(
+        self, sock: trio.socket.SocketType, context: ssl.SSLContext
+    ) -> trio.SSLStream[trio.SocketStream]:
+        """TLS over the new connection, within what is left of the connect timeout."""
+        config = self.config
+        name = config.tls_sni or config.host
+        stream = trio.SSLStream(trio.SocketStream(sock), context, server_hostname=name, https_compatible=True)
+        with trio.move_on_after(config.connect_timeout_s) as waiting:
+            try:
+                await stream.do_handshake()
+            except trio.BrokenResourceError as exc:
+                cause = exc.__cause__
+                detail = getattr(cause, "verify_message", None) or str(cause or exc)
+                raise UpstreamError("tls", "connect", f"TLS handshake with {name} failed: {detail}") from exc
+        if waiting.cancelled_caught:
+            raise UpstreamError("timeout", "connect", f"no TLS handshake within {config.connect_timeout_s}s")
+        return stream
 
 
-async def receive(transport: SocketTransport) -> bytes:
-    """`transport.receive()` with room for more at a time (`UPSTREAM_RECV_BYTES`): a large
-    answer's body arrives in fewer, larger reads."""
-    raw: socket.socket = transport.sock._sock  # type: ignore[attr-defined]
-    await trio.lowlevel.checkpoint_if_cancelled()
-    while True:
-        try:
-            return raw.recv(UPSTREAM_RECV_BYTES)
-        except BlockingIOError:
-            await trio.lowlevel.wait_readable(raw)
-
-
-def _still_open(conn: PooledConnection) -> bool:
-    """Whether an idle connection is still usable: the upstream has neither closed it (a FIN
-    or an RST waiting) nor sent anything unasked. Checked without waiting."""
-    raw: socket.socket = conn.transport.sock._sock  # type: ignore[attr-defined]
-    try:
-        raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    return False
+def tls_context(config: Upstream) -> ssl.SSLContext:
+    """How an `https://` upstream is checked: the system's CAs or `upstream_tls.ca`, and its
+    name (`upstream_tls.sni`, else the host), unless `upstream_tls.verify` is false."""
+    context = ssl.create_default_context(cafile=config.tls_ca_path)
+    if not config.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def translate(exc: OSError, phase: str) -> UpstreamError:

@@ -38,8 +38,8 @@ def test_running_upstream_bad_url_is_a_located_error() -> None:
         with running(one_listener(), upstream="ftp://127.0.0.1:21"):
             pass
     assert str(caught.value) == (
-        "<upstream>:0:0: upstream: expected a URL with scheme http (http://HOST:PORT), "
-        "got scheme 'ftp' in 'ftp://127.0.0.1:21'"
+        "<upstream>:0:0: upstream: expected a URL with scheme http or https (http://HOST:PORT), "
+        "got 'ftp' in 'ftp://127.0.0.1:21'"
     )
 
 

@@ -33,9 +33,9 @@ from ..._protocol.forwarding import (
 from ..._protocol.http1_streaming import BodyStream
 from .. import timer
 from ..request_body import BODY, BodyStalledError, RequestBody
-from ..transport import PEER_GONE, SocketTransport, Transport
+from ..transport import PEER_GONE, Transport
 from ..tunnel import tunnel
-from ..upstream import PooledConnection, UpstreamError, UpstreamPool, receive, translate
+from ..upstream import PooledConnection, UpstreamError, UpstreamPool, UpstreamTransport, translate
 from .base import FIN, GONE, KEEP, RST, ActionUnit, Ending, Outcome, Turn
 from .respond import send_refusal, send_response
 
@@ -45,7 +45,14 @@ _NOTHING = ForwardThen()
 #: a dribbled answer leaves in pieces of this long at its rate (about 50 a second)
 _TICK_S = 0.02
 _GATEWAY_STATUS = {"timeout": 504}
-_MIRROR = {"refused": RST, "reset": RST, "closed": FIN, "invalid": FIN, "timeout": Outcome(Ending.HOLD)}
+_MIRROR = {
+    "refused": RST,
+    "reset": RST,
+    "tls": RST,  # a plain HTTP client cannot meet the TLS failure itself: an RST, as for refused
+    "closed": FIN,
+    "invalid": FIN,
+    "timeout": Outcome(Ending.HOLD),
+}
 
 
 async def forward(turn: Turn, action: Forward | None) -> Outcome:
@@ -92,7 +99,7 @@ async def forward(turn: Turn, action: Forward | None) -> Outcome:
                 if not conn.reused or exc.reason not in ("reset", "closed") or exc.data:
                     raise
                 # a pooled connection the upstream had closed meanwhile: again, on a new one
-                conn.transport.sock.close()
+                conn.transport.close()
                 conn.reused = False
                 conn.transport = (await pool.fresh()).transport
                 relay.reader = ResponseReader(request.method == "HEAD")
@@ -118,7 +125,7 @@ async def forward(turn: Turn, action: Forward | None) -> Outcome:
 
 
 async def _exchange(
-    transport: SocketTransport, head: bytes, body: bytes | bytearray, reader: ResponseReader, read_s: float
+    transport: UpstreamTransport, head: bytes, body: bytes | bytearray, reader: ResponseReader, read_s: float
 ) -> list[ResponseEvent]:
     """Send the request; the first events of the answer."""
     try:
@@ -131,7 +138,7 @@ async def _exchange(
 
 
 async def _exchange_streamed(
-    transport: SocketTransport,
+    transport: UpstreamTransport,
     head: bytes,
     source: RequestBody,
     stream: BodyStream,
@@ -160,13 +167,13 @@ def _expects_continue(request: Request) -> bool:
 
 
 async def read_events(
-    transport: SocketTransport, reader: ResponseReader, read_s: float
+    transport: UpstreamTransport, reader: ResponseReader, read_s: float
 ) -> list[ResponseEvent]:
     """The events of the next read (none is an error: each read brings some, or more bytes)."""
     while True:
         try:
             with trio.move_on_after(read_s) as waiting:
-                data = await receive(transport)
+                data = await transport.receive()
         except OSError as exc:
             raise translate(exc, "read") from exc
         if waiting.cancelled_caught:
