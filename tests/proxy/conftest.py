@@ -35,3 +35,8 @@ def proxy(faultserver: Callable[..., FaultServer], upstream: Upstream) -> Callab
         return faultserver(proxy_profile(upstream.url, *rules, **listener))
 
     return start
+
+
+# nginx in front (tests/gateway/conftest.py starts and stops it): re-exported for
+# tests/proxy/test_nginx_in_front.py
+from tests.gateway.conftest import nginx  # noqa: E402, F401
