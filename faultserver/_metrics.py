@@ -35,7 +35,7 @@ import collections
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from ._profile.model import Action, Respond
+from ._profile.model import Action, Forward, Respond
 
 if TYPE_CHECKING:
     from ._decide.request import Request
@@ -57,6 +57,8 @@ RETRY = 2
 _NOT_FAULTS = frozenset({"delay"})
 #: `respond` with nothing overridden: the listener's own answer.
 _PLAIN_RESPOND = Respond()
+#: `forward` with nothing applied: a proxy's own answer (the upstream's).
+_PLAIN_FORWARD = Forward()
 
 
 def is_fault(action: Action) -> bool:
@@ -64,6 +66,8 @@ def is_fault(action: Action) -> bool:
     name = action.name.value
     if name == "respond":
         return action != _PLAIN_RESPOND
+    if name == "forward":
+        return action != _PLAIN_FORWARD
     return name not in _NOT_FAULTS
 
 

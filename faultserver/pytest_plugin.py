@@ -22,11 +22,13 @@ REPORT_EVENTS = 30
 
 @pytest.fixture
 def faultserver(request: pytest.FixtureRequest) -> Iterator[Callable[..., FaultServer]]:
-    """A factory: `faultserver(profile, keep_binds=False, admin=False, token=None)` starts a server.
+    """A factory: `faultserver(profile, keep_binds=False, admin=False, token=None, upstream=None)`
+    starts a server.
 
     `profile` is a path, a shipped profile's name (`"fin"`), YAML text (it has a newline)
     or a dict. `token`: the admin API's token; `faultserver.testing.FROM_ENV` takes
-    FAULTSERVER_TOKEN's value (never read otherwise). Every server started here stops at
+    FAULTSERVER_TOKEN's value (never read otherwise). `upstream` (`http://HOST:PORT`) is set
+    on every listener that has none: proxy mode. Every server started here stops at
     the end of the test, passed, failed or interrupted.
     """
     from .testing import FaultServer, load_source, resolve_token
@@ -35,10 +37,17 @@ def faultserver(request: pytest.FixtureRequest) -> Iterator[Callable[..., FaultS
     request.node.stash[_SERVERS] = servers
 
     def start(
-        profile: Any, *, keep_binds: bool = False, admin: bool = False, token: Any = None
+        profile: Any,
+        *,
+        keep_binds: bool = False,
+        admin: bool = False,
+        token: Any = None,
+        upstream: str | None = None,
     ) -> FaultServer:
         server = FaultServer(
-            load_source(profile, keep_binds=keep_binds), admin=admin, token=resolve_token(token)
+            load_source(profile, keep_binds=keep_binds, upstream=upstream),
+            admin=admin,
+            token=resolve_token(token),
         )
         server.start()
         servers.append(server)

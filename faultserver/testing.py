@@ -84,9 +84,9 @@ def resolve_token(token: Token) -> str | None:
     return value
 
 
-def load_source(source: ProfileSource, keep_binds: bool = False) -> Profile:
+def load_source(source: ProfileSource, keep_binds: bool = False, upstream: str | None = None) -> Profile:
     """A profile from a path, a shipped profile's name, YAML text (it has a newline), a dict
-    or a `Profile`."""
+    or a `Profile`; `upstream` (`http://HOST:PORT`) is set on every listener that has none."""
     from ._profile.load import load_profile_data, load_profile_file, load_profile_text
     from ._shipped import find_shipped, not_found_message
 
@@ -108,6 +108,10 @@ def load_source(source: ProfileSource, keep_binds: bool = False) -> Profile:
         raise UsageError(
             f"expected a profile path, YAML text, a dict or a Profile, got {type(source).__name__}"
         )
+    if upstream is not None:
+        from ._profile.upstream import with_upstream
+
+        profile = with_upstream(profile, upstream)
     if keep_binds:
         return profile
     return _rebind(profile)
@@ -560,12 +564,16 @@ def running(
     keep_binds: bool = False,
     admin: bool = False,
     token: Token = None,
+    upstream: str | None = None,
 ) -> Iterator[FaultServer]:
     """Run a faultserver for the `with` block (any synchronous code).
 
-    `token`: the admin API's token (`FROM_ENV`: FAULTSERVER_TOKEN's value)."""
+    `token`: the admin API's token (`FROM_ENV`: FAULTSERVER_TOKEN's value); `upstream`: the
+    upstream (`http://HOST:PORT`) of every listener that has none (proxy mode)."""
     server = FaultServer(
-        load_source(profile, keep_binds=keep_binds), admin=admin, token=resolve_token(token)
+        load_source(profile, keep_binds=keep_binds, upstream=upstream),
+        admin=admin,
+        token=resolve_token(token),
     )
     server.start()
     try:
@@ -581,13 +589,16 @@ async def serve(
     keep_binds: bool = False,
     admin: bool = False,
     token: Token = None,
+    upstream: str | None = None,
 ) -> AsyncIterator[FaultServer]:
     """`running()` for async code, asyncio or Trio: starts and stops without blocking the loop."""
     import anyio
     import anyio.to_thread
 
     server = FaultServer(
-        load_source(profile, keep_binds=keep_binds), admin=admin, token=resolve_token(token)
+        load_source(profile, keep_binds=keep_binds, upstream=upstream),
+        admin=admin,
+        token=resolve_token(token),
     )
     await anyio.to_thread.run_sync(server.start)
     try:

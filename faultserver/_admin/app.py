@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from .._errors import FaultserverError, UsageError
 from .._metrics import render_prometheus, render_state_metrics
+from .._metrics_upstream import render_upstream_metrics
 from .._profile.model import AcceptMode
 from .._reload import ReloadCause
 from . import parse
@@ -206,6 +207,9 @@ class _Routes:
 
     async def metrics(self) -> Response:
         text = render_prometheus((name, rt.stats) for name, rt in self.server.listeners.items())
+        text += render_upstream_metrics(
+            (name, rt.ctx.upstream) for name, rt in self.server.listeners.items() if rt.ctx.upstream
+        )
         in_force = self.server.in_force()
         text += render_state_metrics(
             [(item.rt.name, item.rt.mode.value) for item in in_force],

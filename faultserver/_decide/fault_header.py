@@ -31,7 +31,19 @@ from .._profile.actions import (
     unknown_action_key,
 )
 from .._profile.describe import choice_problem, describe_value, expected_integer, short_text
-from .._profile.model import Action, ActionName, Body, Framing, GoawayThen, H2Error, LastStream, Limits, Rule
+from .._profile.forward import THEN_WORDS
+from .._profile.model import (
+    Action,
+    ActionName,
+    Body,
+    ForwardThen,
+    Framing,
+    GoawayThen,
+    H2Error,
+    LastStream,
+    Limits,
+    Rule,
+)
 from .._profile.units import (
     MAX_COUNT,
     MAX_NUMBER_CHARS,
@@ -229,4 +241,8 @@ _READERS: Mapping[ValueKind, Callable[[str], object]] = {
     ValueKind.H2_ERROR: lambda text: H2Error(_choice(text, _H2_ERRORS, "HTTP/2 error code").upper()),
     ValueKind.LAST_STREAM: lambda text: LastStream(_choice(text, _LAST_STREAMS, "last_stream_id")),
     ValueKind.GOAWAY_THEN: lambda text: GoawayThen(_choice(text, _GOAWAY_THEN, "'then' of goaway")),
+    # the header spells the words only: `then=close`, `then=reset`
+    ValueKind.FORWARD_THEN: lambda text: ForwardThen(
+        end=THEN_WORDS[_choice(text, list(THEN_WORDS), "'then' of forward")]
+    ),
 }

@@ -22,6 +22,7 @@ from .model import (
     Close,
     Delay,
     Dribble,
+    Forward,
     Garbage,
     Goaway,
     Hang,
@@ -175,6 +176,19 @@ ACTIONS: Mapping[str, ActionSpec] = {
             {"error": ActionKey(ValueKind.H2_ERROR, "error")},
             "HTTP/2: RST_STREAM on the request's stream with `error` (default REFUSED_STREAM); "
             "the connection goes on. On HTTP/1.1: reset",
+            at_connect=False,
+        ),
+        ActionSpec(
+            ActionName.FORWARD,
+            Forward,
+            {
+                "then": ActionKey(ValueKind.FORWARD_THEN, "then"),
+                **{key: _RESPOND_KEYS[key] for key in ("status", "headers", "body")},
+            },
+            "proxy mode: forward the request to the listener's upstream and relay its answer; "
+            "`then` closes (FIN) or resets after it, cuts it after N bytes ({partial: {bytes, "
+            "how}}) or dribbles it ({dribble: {rate}}); `status`, `headers`, `body` replace "
+            "the upstream's, as respond's do",
             at_connect=False,
         ),
     )

@@ -50,6 +50,8 @@ class ValueKind(enum.Enum):
     GOAWAY_THEN = "goaway_then"
     #: a gRPC answer: `{status: UNAVAILABLE, message: ...}`
     GRPC = "grpc"
+    #: what `forward` does to the upstream's answer (`close`, `reset`, `{partial: ...}`)
+    FORWARD_THEN = "forward_then"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from .nodes import MapNode, Node, ScalarNode, SeqNode, describe, is_null, non_nu
 from .rule import check_rules
 from .schedule import check_schedule
 from .tls import check_tls
+from .upstream import UPSTREAM_KEYS, check_forward_rules, check_upstream
 from .values import KindCheck, build, check_count, check_keyed
 
 __all__ = [
@@ -55,6 +56,7 @@ LISTENER_KEYS = (
     "proxy_protocol",
     "protocols",
     "h2",
+    *UPSTREAM_KEYS,
 )
 #: A listener's name: it appears in URLs of the admin API, events and metrics labels.
 NAME = re.compile(r"[a-z0-9_-]+")
@@ -150,6 +152,9 @@ def check_listener(c: Checker, node: Node, path: str, binds: Binds) -> Listener 
             given[key] = check(c, fields[key], f"{path}.{key}")
     if given.get("tls") is None and "tls" not in fields:
         _check_no_handshake_rules(c, fields, path)
+    given |= check_upstream(c, fields, path)
+    if "upstream" not in given and "upstream" not in fields:
+        check_forward_rules(c, fields, path)
     tls = given.get("tls")
     _check_alpn_served(c, fields, tls, given.get("protocols"), path)
     schedule = given.get("schedule")

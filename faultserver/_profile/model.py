@@ -27,6 +27,8 @@ __all__ = [
     "Control",
     "Delay",
     "Dribble",
+    "Forward",
+    "ForwardThen",
     "Framing",
     "Garbage",
     "Goaway",
@@ -52,6 +54,9 @@ __all__ = [
     "RstStream",
     "Rule",
     "Schedule",
+    "Upstream",
+    "UpstreamFailure",
+    "UpstreamHost",
 ]
 
 
@@ -112,6 +117,7 @@ class ActionName(str, enum.Enum):
     DELAY = "delay"
     GOAWAY = "goaway"
     RST_STREAM = "rst_stream"
+    FORWARD = "forward"
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +299,32 @@ class RstStream:
     name = ActionName.RST_STREAM
 
 
-Action = Respond | Close | Reset | Hang | Partial | Dribble | Garbage | Delay | Goaway | RstStream
+@dataclass(frozen=True, slots=True)
+class ForwardThen:
+    """What `forward` does to the upstream's answer on its way: relay it all (or its first
+    `cut_bytes`, head included), at `rate_bytes_per_s` (None: as fast as it comes), then end
+    the connection with `end` (None: keep it, as the answer says)."""
+
+    end: CloseHow | None = None
+    cut_bytes: int | None = None
+    rate_bytes_per_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Proxy mode: forward the request to the listener's upstream and relay its answer, with
+    `then` applied, and its status (and headers, body) replaced as `respond` would."""
+
+    then: ForwardThen = ForwardThen()
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: Body | None = None
+    name = ActionName.FORWARD
+
+
+Action = (
+    Respond | Close | Reset | Hang | Partial | Dribble | Garbage | Delay | Goaway | RstStream | Forward
+)
 
 
 # --- rules ----------------------------------------------------------------------------
@@ -434,6 +465,50 @@ class TLS:
     client_ca_path: str | None = None
 
 
+class UpstreamFailure(str, enum.Enum):
+    """What a client meets when the upstream fails: a gateway's 502/504, or the same
+    failure on its own connection (an RST for an RST, a FIN for a FIN)."""
+
+    GATEWAY = "gateway"
+    MIRROR = "mirror"
+
+
+class UpstreamHost(str, enum.Enum):
+    """The `Host` a forwarded request carries: the client's, or the upstream's address."""
+
+    KEEP = "keep"
+    UPSTREAM = "upstream"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Proxy mode: where a listener forwards the requests no rule stops, and how."""
+
+    host: str
+    port: int
+    scheme: str = "http"
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    failure: UpstreamFailure = UpstreamFailure.GATEWAY
+    #: at most this many connections to the upstream at once (requests beyond wait)
+    pool_max_connections: int = 100
+    #: an idle pooled connection older than this is closed, not reused
+    pool_idle_timeout_s: float = 60.0
+    host_header: UpstreamHost = UpstreamHost.KEEP
+    #: the pseudonym of a `Via` header added both ways (None: no `Via`)
+    via: str | None = None
+    #: `https://`: the CA file that signs the upstream's certificate (None: the system's),
+    #: whether it is checked at all, and the name asked for (None: the host)
+    tls_ca_path: str | None = None
+    tls_verify: bool = True
+    tls_sni: str | None = None
+
+    @property
+    def authority(self) -> str:
+        """`host:port` (`[::1]:8080` for IPv6), as a `Host` header names it."""
+        return format_hostport(self.host, self.port)
+
+
 @dataclass(frozen=True, slots=True)
 class Listener:
     """One listening socket and how it misbehaves (the profile format's "A listener")."""
@@ -453,6 +528,8 @@ class Listener:
     proxy_protocol: ProxyProtocol = ProxyProtocol.NONE
     protocols: tuple[Protocol, ...] = (Protocol.HTTP1,)
     h2: H2Settings = field(default_factory=H2Settings)
+    #: proxy mode: requests no rule stops are forwarded here (None: answered with `response`)
+    upstream: Upstream | None = None
 
     @property
     def bind(self) -> str:

@@ -30,6 +30,7 @@ from .model import (
     At,
     CertificateMode,
     ClientAuth,
+    CloseHow,
     Framing,
     GoawayThen,
     GrpcStatus,
@@ -37,12 +38,15 @@ from .model import (
     LastStream,
     Protocol,
     ProxyProtocol,
+    UpstreamFailure,
+    UpstreamHost,
 )
 from .rule import MATCH_KEYS
 from .schedule import PHASE_KEYS, SCHEDULE_KEYS
 from .timing import DISTRIBUTIONS, MAX_SIGMA
 from .tls import SERVED_ALPN, TLS_KEYS, TLS_VERSIONS
 from .units import MAX_COUNT, MAX_DURATION_S, MAX_SIZE_BYTES
+from .upstream import POOL_KEYS, UPSTREAM_TIMEOUT_KEYS
 from .values import TOKEN
 
 __all__ = ["profile_schema"]
@@ -172,6 +176,25 @@ def _protocol_kind_defs() -> dict[ValueKind, Schema]:
             "enum": [m.value for m in LastStream if m is not LastStream.ZERO] + [0, "0"],
         },
         ValueKind.GOAWAY_THEN: _enum([m.value for m in GoawayThen]),
+        ValueKind.FORWARD_THEN: {
+            "description": "what forward does to the upstream's answer",
+            "anyOf": [
+                _enum(["close", "reset"]),
+                _object(
+                    {
+                        "partial": _object(
+                            {"bytes": _ref("size"), "how": _enum([h.value for h in CloseHow])},
+                            required=("bytes",),
+                        )
+                    },
+                    required=("partial",),
+                ),
+                _object(
+                    {"dribble": _object({"rate": _ref("rate")}, required=("rate",))},
+                    required=("dribble",),
+                ),
+            ],
+        },
         ValueKind.GRPC: _object(
             {
                 "status": {
@@ -386,6 +409,31 @@ def _listener_schema() -> Schema:
             "knowledge on plain TCP, ALPN h2 over TLS",
         },
         "h2": _nullable(_object(_keys(H2_KEYS), description="HTTP/2 settings and connection faults")),
+        "upstream": _nullable(
+            {
+                "type": "string",
+                "pattern": "^[hH][tT][tT][pP][sS]?://[^/?#@]+/?$",
+                "description": "proxy mode: forward the requests no rule stops to http(s)://HOST:PORT",
+            }
+        ),
+        "upstream_tls": _nullable(
+            _object(
+                {
+                    "ca": {"type": "string", "description": "a PEM file of the CAs to trust"},
+                    "verify": {"type": "boolean"},
+                    "sni": {"type": "string", "minLength": 1},
+                },
+                description="how an https:// upstream is checked",
+            )
+        ),
+        "upstream_timeouts": _nullable(_object(_keys(UPSTREAM_TIMEOUT_KEYS))),
+        "upstream_failure": _enum(
+            [f.value for f in UpstreamFailure],
+            "a failed upstream gives 502/504 (gateway) or the same failure (mirror)",
+        ),
+        "pool": _nullable(_object(_keys(POOL_KEYS), description="the keep-alive pool to the upstream")),
+        "host": _enum([h.value for h in UpstreamHost], "the Host a forwarded request carries"),
+        "via": _nullable({"type": "string", "pattern": "^[!-~]+$"}),
     }
     assert tuple(properties) == LISTENER_KEYS
     return _object(properties, required=("name", "bind"))

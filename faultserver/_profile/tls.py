@@ -16,7 +16,7 @@ from .check import Checker
 from .model import TLS, CertificateMode, ClientAuth
 from .nodes import MapNode, Node, ScalarNode, SeqNode, describe, is_null
 
-__all__ = ["SERVED_ALPN", "TLS_KEYS", "TLS_VERSIONS", "check_tls", "pair_problem"]
+__all__ = ["SERVED_ALPN", "TLS_KEYS", "TLS_VERSIONS", "check_ca_file", "check_tls", "pair_problem"]
 
 TLS_KEYS = (
     "generate",
@@ -219,6 +219,17 @@ def _check_client_auth(c: Checker, fields: Mapping[str, Node], path: str, given:
             f"{path}.client_auth",
             f"client_auth: {auth.value} needs client_ca (the CA that signs client certificates)",
         )
+
+
+def check_ca_file(c: Checker, node: Node, path: str) -> str | None:
+    """A readable file of PEM CA certificates, as an absolute path (proxy mode's
+    `upstream_tls.ca`)."""
+    full = _check_file(c, node, path, "a CA certificate")
+    problem = _ca_problem(full) if full is not None else None
+    if problem is not None:
+        c.problem(node, path, problem)
+        return None
+    return full
 
 
 def _ca_problem(path: str) -> str | None:

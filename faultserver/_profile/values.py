@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from .actions import THEN_ACTIONS
 from .check import Checker
+from .forward import check_forward_then
 from .keys import Key, ValueKind
 from .model import ActionName, Body, Framing, GoawayThen, Grpc, GrpcStatus, H2Error, LastStream
 from .nodes import MapNode, Node, ScalarNode, describe, is_null, key_path
@@ -135,6 +136,7 @@ KIND_CHECKS: Mapping[ValueKind, KindCheck] = {
     ValueKind.LAST_STREAM: lambda c, node, path: _last_stream(c, node, path),
     ValueKind.GOAWAY_THEN: lambda c, node, path: c.member(node, path, list(GoawayThen), "'then' of goaway"),
     ValueKind.GRPC: lambda c, node, path: check_grpc(c, node, path),
+    ValueKind.FORWARD_THEN: check_forward_then,
 }
 
 

@@ -25,6 +25,7 @@ from .._metrics import REPEAT, RETRY, ListenerStats
 from .._profile.model import CloseHow, Keepalive, Limits, Listener, Respond
 from .._protocol.events import Refusal
 from .._tls.listener import ListenerTLS
+from .upstream import UpstreamPool, pool_for
 
 __all__ = ["PREPARED_CACHE_SIZE", "Droppable", "ListenerContext"]
 
@@ -67,6 +68,7 @@ class ListenerContext:
         "seed",
         "stats",
         "tls",
+        "upstream",
     )
 
     def __init__(
@@ -84,6 +86,8 @@ class ListenerContext:
         self.connections: set[Droppable] = set()
         #: called once a connection has ended and left `connections` (a slot is free)
         self.connection_ended = connection_ended
+        #: proxy mode: the pool to the listener's upstream (None: no upstream)
+        self.upstream: UpstreamPool | None = None
         self.configure(config, seed, fault_header)
 
     def configure(self, config: Listener, seed: int, fault_header: str | None) -> None:
@@ -104,6 +108,7 @@ class ListenerContext:
         self.rules = RuleSet(config.rules, seed, config.name)
         self.header_rng: random.Random = stream(seed, config.name, "x-fault")
         self.keepalive_rng: random.Random = stream(seed, config.name, "keepalive")
+        self.upstream = pool_for(config.upstream, self.upstream)
 
     def decide(self, request: Request) -> Decision | Refusal | None:
         """The fault header's decision, else the first rule that acts, else None (healthy).

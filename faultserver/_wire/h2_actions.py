@@ -53,6 +53,8 @@ async def carry_out(
     if name is ActionName.RESPOND:
         assert isinstance(action, Respond)
         await session.respond(stream, request, ctx.prepared_for(action), fields)
+    elif name is ActionName.FORWARD:  # `X-Fault: forward`: no upstream over HTTP/2, its own answer
+        await session.respond(stream, request, ctx.prepared, fields)
     elif name is ActionName.DELAY:
         assert isinstance(action, Delay)
         await timer.sleep(action.for_s.draw(decision.rng))

@@ -34,6 +34,7 @@ from .._profile.model import AcceptMode, CloseHow, Listener, Rule
 from .._tls.listener import CAFiles, ListenerTLS
 from .connection import Connection
 from .context import Droppable, ListenerContext
+from .forwarding import ProxiedConnection
 from .sockets import (
     ACCEPT_FAILURES_PER_LOG,
     ACCEPT_GONE_ERRNOS,
@@ -207,7 +208,8 @@ class ListenerRuntime:
         except OSError:
             pass
         peer = format_hostport(addr[0], addr[1])
-        conn = Connection(self.ctx, SocketTransport(sock), peer, self._next_conn_id())
+        kind = Connection if self.ctx.upstream is None else ProxiedConnection
+        conn = kind(self.ctx, SocketTransport(sock), peer, self._next_conn_id())
         nursery.start_soon(conn.run, name=_CONNECTION_TASK)
 
     async def _accept_failed(self, exc: OSError) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 UNKNOWN_CLSE = (
     "unknown action 'clse' (did you mean 'close'? expected one of: "
-    "respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream)"
+    "respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream, forward)"
 )
 
 

@@ -25,7 +25,7 @@ from faultserver._profile.actions import ACCEPT_MODES, ACTIONS
 from tests.support import net
 
 LONG_S = net.LONG_S
-ACTIONS_LIST = "respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream"
+ACTIONS_LIST = "respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream, forward"
 
 SIMPLE = """\
 version: 1
@@ -404,7 +404,8 @@ def test_actions_lists_every_action_and_accept_mode(cli):
     listed = {line.split()[0] for line in lines if line.startswith("  ")}
     assert listed == set(ACTIONS) | set(ACCEPT_MODES)
     assert set(ACTIONS) == {
-        "respond", "close", "reset", "hang", "partial", "dribble", "garbage", "delay", "goaway", "rst_stream"
+        "respond", "close", "reset", "hang", "partial", "dribble", "garbage", "delay", "goaway", "rst_stream",
+        "forward",
     }
     assert set(ACCEPT_MODES) == {"open", "refuse", "stall"}
     for line in lines:

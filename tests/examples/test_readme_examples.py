@@ -40,6 +40,7 @@ def test_readme_examples_are_the_files_that_run() -> None:
         "test_howto_aiohttp.py",
         "test_howto_asyncio.py",
         "test_howto_httpx.py",
+        "test_howto_proxy.py",
         "test_howto_quickstart.py",
         "test_howto_requests.py",
         "test_howto_running.py",

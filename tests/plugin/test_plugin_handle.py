@@ -127,7 +127,8 @@ def test_fixture_invalid_profile_raises_profile_error(faultserver) -> None:
         faultserver(bad)
     assert str(info.value) == (
         "<dict>:0:0: listeners[0].rules[0].action: unknown action 'clse' (did you mean 'close'? "
-        "expected one of: respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream)"
+        "expected one of: respond, close, reset, hang, partial, dribble, garbage, delay, "
+        "goaway, rst_stream, forward)"
     )
 
 

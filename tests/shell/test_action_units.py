@@ -12,4 +12,4 @@ def test_every_action_has_one_data_plane_unit_for_its_model():
 
 def test_only_actions_that_answer_read_the_body_first():
     reading = {name.value for name, unit in UNITS.items() if unit.reads_body}
-    assert reading == {"respond", "dribble", "partial", "delay"}
+    assert reading == {"respond", "dribble", "partial", "delay", "forward"}

@@ -49,6 +49,7 @@ EXAMPLE = {
     ValueKind.LAST_STREAM: ("previous", "previous"),
     ValueKind.GOAWAY_THEN: ("keep", "keep"),
     ValueKind.GRPC: ({"status": "UNAVAILABLE"}, None),  # the header cannot spell a mapping
+    ValueKind.FORWARD_THEN: ("reset", "reset"),
 }
 
 

@@ -27,7 +27,7 @@ from faultserver._profile.model import (
 )
 from faultserver._profile.units import Fixed
 
-ACTIONS = "respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream"
+ACTIONS = "respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream, forward"
 SIZE = "expected a size such as 512, '512B', '4KiB', '1MiB' or '1KB'"
 DURATION = "expected a duration such as 1.5, '250ms', '2s', '1m' or '1h'"
 NINES = "9" * 5000

@@ -73,7 +73,7 @@ def test_error_spec_example_unknown_action() -> None:
     assert problems(text, "profiles/broken.yaml") == [
         "profiles/broken.yaml:14:15: listeners[0].rules[1].action: unknown action 'clse' "
         "(did you mean 'close'? expected one of: respond, close, reset, hang, partial, dribble, "
-        "garbage, delay, goaway, rst_stream)"
+        "garbage, delay, goaway, rst_stream, forward)"
     ]
 
 
@@ -833,14 +833,16 @@ def test_error_rule_missing_action() -> None:
 def test_error_rule_unknown_action() -> None:
     assert one(rule("action: fin")) == (
         "p.yaml:6:17: listeners[0].rules[0].action: unknown action 'fin' "
-        "(expected one of: respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream)"
+        "(expected one of: respond, close, reset, hang, partial, dribble, garbage, delay, "
+        "goaway, rst_stream, forward)"
     )
 
 
 def test_error_rule_action_not_a_string() -> None:
     assert one(rule("action: [close]")) == (
         "p.yaml:6:17: listeners[0].rules[0].action: expected an action "
-        "(one of: respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream), "
+        "(one of: respond, close, reset, hang, partial, dribble, garbage, delay, "
+        "goaway, rst_stream, forward), "
         "got a list"
     )
 
@@ -850,7 +852,7 @@ def test_error_rule_unknown_key_without_action() -> None:
     assert problems(rule("action: fin", "tims: 1", "bytes: 1")) == [
         "p.yaml:6:17: listeners[0].rules[0].action: unknown action 'fin' "
         "(expected one of: respond, close, reset, hang, partial, dribble, garbage, delay, goaway, "
-        "rst_stream)",
+        "rst_stream, forward)",
         "p.yaml:7:9: listeners[0].rules[0].tims: unknown key 'tims' (did you mean 'times'?)",
     ]
 
@@ -1140,7 +1142,7 @@ def test_error_phase_rule_path() -> None:
     assert one(listener("schedule: {phases: [{duration: 1s, rules: [{action: clse}]}]}")) == (
         "p.yaml:5:57: listeners[0].schedule.phases[0].rules[0].action: unknown action 'clse' "
         "(did you mean 'close'? expected one of: respond, close, reset, hang, partial, dribble, "
-        "garbage, delay, goaway, rst_stream)"
+        "garbage, delay, goaway, rst_stream, forward)"
     )
 
 

@@ -93,7 +93,8 @@ def test_schema_broken_spec_example_message(tmp_path: Path) -> None:
         load_profile_file(str(path))
     assert [f"{p.line}:{p.column}: {p.path}: {p.message}" for p in info.value.problems] == [
         "14:15: listeners[0].rules[1].action: unknown action 'clse' (did you mean 'close'? "
-        "expected one of: respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream)"
+        "expected one of: respond, close, reset, hang, partial, dribble, garbage, delay, "
+        "goaway, rst_stream, forward)"
     ]
 
 

@@ -18,7 +18,7 @@ import requests
 from tests.support import net
 from tests.support.profiles import TEXT_OK, one_listener
 
-ACTIONS = "respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream"
+ACTIONS = "respond, close, reset, hang, partial, dribble, garbage, delay, goaway, rst_stream, forward"
 
 
 def profile(rules: tuple = (), **top: Any) -> dict:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..._profile.model import ActionName
-from . import close, delay, dribble, garbage, goaway, hang, partial, reset, respond
+from . import close, delay, dribble, forward, garbage, goaway, hang, partial, reset, respond
 from .base import FIN, GONE, KEEP, RST, ActionUnit, Ending, Outcome, Turn
 
 __all__ = ["FIN", "GONE", "KEEP", "RST", "UNITS", "ActionUnit", "Ending", "Outcome", "Turn"]
@@ -26,4 +26,5 @@ UNITS: Mapping[ActionName, ActionUnit[Any]] = {
     ActionName.DELAY: delay.UNIT,
     ActionName.GOAWAY: goaway.GOAWAY,
     ActionName.RST_STREAM: goaway.RST_STREAM,
+    ActionName.FORWARD: forward.UNIT,
 }

@@ -2,7 +2,7 @@
 
 Before any request (`at: connect`, `at: handshake`) carrying on is reading requests, or
 going on with the TLS handshake: a slow accept or a slow handshake that completes. On a
-request it is the listener's own answer, late.
+request it is the listener's own answer, late (on a proxied listener: the forward, late).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..._profile.model import Delay
 from .. import timer
 from .base import KEEP, ActionUnit, Outcome, Turn
+from .forward import forward
 from .respond import send_response
 
 __all__ = ["UNIT"]
@@ -20,6 +21,8 @@ async def _delay(action: Delay, turn: Turn) -> Outcome:
     if turn.request is None:
         return KEEP
     ctx = turn.ctx
+    if ctx.upstream is not None:
+        return await forward(turn, None)
     return await send_response(turn.transport, ctx, turn.conn_id, ctx.prepared, turn.request, turn.fields)
 
 

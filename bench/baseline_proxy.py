@@ -1,0 +1,77 @@
+"""The proxy throughput reference: a bare Trio + httptools forwarder, the few lines any
+proxy needs. One upstream connection per client connection, requests forwarded one at a
+time (head and Content-Length body as read), answers relayed with their Content-Length.
+No header rewriting, no pool, no timeouts, no faults: an upper bound for faultserver's
+proxy mode on the same stack.
+
+    python bench/baseline_proxy.py PORT UPSTREAM_PORT   # prints "listening http://127.0.0.1:PORT"
+"""
+
+import socket
+import sys
+
+import httptools
+import trio
+
+
+class Message:
+    """Collects one parsed message: whether it is complete, and its raw bytes so far."""
+
+    def __init__(self) -> None:
+        self.complete = 0
+
+    def on_message_complete(self) -> None:
+        self.complete += 1
+
+
+async def relay_answer(upstream, client, parser_state: Message, parser) -> bool:
+    """Read one answer from the upstream and send it on as it comes; False on EOF."""
+    while not parser_state.complete:
+        data = await upstream.recv(65536)
+        if not data:
+            return False
+        parser.feed_data(data)
+        await client.send(data)
+    parser_state.complete -= 1
+    return True
+
+
+async def handle(client, upstream_port: int) -> None:
+    requests = Message()
+    request_parser = httptools.HttpRequestParser(requests)
+    answers = Message()
+    upstream = trio.socket.socket()
+    await upstream.connect(("127.0.0.1", upstream_port))
+    upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with client, upstream:
+        try:
+            while data := await client.recv(65536):
+                request_parser.feed_data(data)
+                await upstream.send(data)
+                while requests.complete:
+                    requests.complete -= 1
+                    answer_parser = httptools.HttpResponseParser(answers)
+                    if not await relay_answer(upstream, client, answers, answer_parser):
+                        return
+        except (OSError, httptools.HttpParserError):
+            pass
+
+
+async def main(port: int, upstream_port: int) -> None:
+    listener = trio.socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    await listener.bind(("127.0.0.1", port))
+    listener.listen(1024)
+    print(f"listening http://127.0.0.1:{listener.getsockname()[1]}", flush=True)
+    async with trio.open_nursery() as nursery:
+        while True:
+            sock, _ = await listener.accept()
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            nursery.start_soon(handle, sock, upstream_port)
+
+
+if __name__ == "__main__":
+    try:
+        trio.run(main, int(sys.argv[1]), int(sys.argv[2]))
+    except KeyboardInterrupt:
+        pass

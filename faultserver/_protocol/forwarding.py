@@ -1,0 +1,343 @@
+"""Proxy mode's HTTP, with no socket: the request head sent upstream, the upstream's answer
+read from bytes (httptools inside, events out), and the head relayed to the client.
+
+Hop-by-hop headers (RFC 9110 section 7.6.1) are the connection's, not the message's: the
+fixed list below and every header the `Connection` header names are dropped both ways, and
+each side gets the framing and `Connection` header of its own connection. A request goes
+upstream as HTTP/1.1 with its body (read whole by the request reader) framed by
+`Content-Length`; an answer keeps its `Content-Length`, or is re-framed as chunked (HTTP/1.1
+client) or by the close (HTTP/1.0 client), since the reader hands over the body decoded.
+"""
+
+from __future__ import annotations
+
+import http
+from dataclasses import dataclass
+
+import httptools
+
+from .._decide.request import Request
+from .._profile.model import Upstream, UpstreamHost
+
+__all__ = [
+    "HOP_BY_HOP",
+    "ResponseBody",
+    "ResponseEnd",
+    "ResponseHead",
+    "ResponseReader",
+    "request_head",
+    "response_head",
+    "response_via",
+]
+
+#: Headers that belong to one connection (RFC 9110 7.6.1), plus the proxy's own (`Proxy-*`),
+#: and the framing and `Expect` this proxy sets itself.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"proxy-connection",
+        b"keep-alive",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+        b"content-length",
+        b"expect",
+    }
+)
+
+
+def _dropped(headers: list[tuple[bytes, bytes]], extra: bytes | None) -> frozenset[bytes]:
+    """The hop-by-hop names, with those the `Connection` header lists."""
+    named = [
+        token.strip().lower()
+        for name, value in headers
+        if name == b"connection"
+        for token in value.split(b",")
+    ]
+    dropped = HOP_BY_HOP.union(named) if named else HOP_BY_HOP
+    return dropped | {extra} if extra else dropped
+
+
+def request_head(
+    request: Request,
+    upstream: Upstream,
+    client_ip: str,
+    proto: str,
+    fault_header: bytes | None,
+    streamed: bool = False,
+    upgrade: bool = False,
+) -> bytes:
+    """The head of `request` as sent upstream (names lower case, as the reader gave them).
+    `streamed`: the body follows as it arrives, framed as the client framed it (its
+    Content-Length, or chunked); else it is `request.body`, sent with its length.
+    `upgrade`: the request's `Upgrade` goes with it (a tunnel is asked for)."""
+    headers = request.headers
+    dropped = _dropped(headers, fault_header)
+    lines = [f"{request.method} {request.target} HTTP/1.1\r\n".encode("latin-1")]
+    forwarded_for: bytes | None = None
+    host: bytes | None = None
+    has_proto = has_host = False
+    for name, value in headers:
+        if name in dropped:
+            continue
+        if name == b"host":
+            host = value
+            continue
+        if name == b"x-forwarded-for":
+            forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
+            continue
+        has_proto = has_proto or name == b"x-forwarded-proto"
+        has_host = has_host or name == b"x-forwarded-host"
+        lines.append(b"%s: %s\r\n" % (name, value))
+    authority = upstream.authority.encode("latin-1")
+    sent_host = authority if upstream.host_header is UpstreamHost.UPSTREAM or host is None else host
+    lines.insert(1, b"host: %s\r\n" % sent_host)
+    client = client_ip.encode("latin-1")
+    lines.append(b"x-forwarded-for: %s\r\n" % (forwarded_for + b", " + client if forwarded_for else client))
+    if not has_proto:
+        lines.append(b"x-forwarded-proto: %s\r\n" % proto.encode("latin-1"))
+    if not has_host and host is not None:
+        lines.append(b"x-forwarded-host: %s\r\n" % host)
+    if upstream.via is not None:
+        lines.append(_via(request.http_version, upstream.via, request.header(b"via")))
+    if upgrade:
+        lines.append(b"connection: upgrade\r\nupgrade: %s\r\n" % (request.header(b"upgrade") or b""))
+    length = request.header(b"content-length")
+    if streamed:
+        if length is not None:
+            lines.append(b"content-length: %s\r\n" % length.strip())
+        else:
+            lines.append(b"transfer-encoding: chunked\r\n")
+    elif request.body or length is not None or request.header(b"transfer-encoding"):
+        lines.append(b"content-length: %d\r\n" % len(request.body))
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def _via(version: str, pseudonym: str, earlier: bytes | None) -> bytes:
+    mine = f"{version} {pseudonym}".encode("latin-1")
+    return b"via: %s\r\n" % (earlier + b", " + mine if earlier else mine)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHead:
+    """The upstream's status line and headers (names lower case). `length`: its
+    Content-Length (None: chunked or until the close); `bodiless`: no body follows."""
+
+    status: int
+    reason: bytes
+    headers: list[tuple[bytes, bytes]]
+    length: int | None
+    bodiless: bool
+    keep_alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseBody:
+    """A piece of the body, decoded (no chunk framing)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseEnd:
+    """The answer is complete; `reusable`: the upstream connection may carry another."""
+
+    reusable: bool
+
+
+ResponseEvent = ResponseHead | ResponseBody | ResponseEnd
+
+
+class ResponseReader:
+    """One upstream answer from bytes. Also the httptools protocol object (its `on_*`).
+
+    `head_only`: the request was HEAD, so the answer ends with its head whatever its
+    headers say (httptools cannot be told, so this reader stops there). Interim answers
+    (1xx but 101) are skipped. `feed` raises `httptools.HttpParserError` for bytes that are
+    not HTTP; `feed_eof` says whether the close ended the answer (a body until the close).
+    """
+
+    __slots__ = (
+        "_done",
+        "_events",
+        "_head",
+        "_headers",
+        "_left",
+        "_parser",
+        "_reason",
+        "head_only",
+        "tunnel_start",
+    )
+
+    def __init__(self, head_only: bool) -> None:
+        self.head_only = head_only
+        self._parser = httptools.HttpResponseParser(self)
+        self._events: list[ResponseEvent] = []
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+        self._head: ResponseHead | None = None
+        self._done = False
+        #: what is left of a body with a Content-Length (None: no such body, or not yet)
+        self._left: int | None = None
+        #: after a `101 Switching Protocols`: the bytes that followed its head
+        self.tunnel_start = b""
+
+    @property
+    def head(self) -> ResponseHead | None:
+        return self._head
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def feed(self, data: bytes) -> list[ResponseEvent]:
+        """The events that `data` completes (empty: more bytes are needed)."""
+        left = self._left
+        if left and not self._done:
+            # the rest of a body with a length: counted, not parsed (a download's bulk)
+            if len(data) < left:
+                self._left = left - len(data)
+                return [ResponseBody(data)]
+            self._done = True
+            head = self._head
+            assert head is not None
+            # bytes after the body, which no request asked for: the connection is not reused
+            return [ResponseBody(data[:left]), ResponseEnd(head.keep_alive and len(data) == left)]
+        if not self._done:
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserUpgrade as exc:  # a 101: the rest is the new protocol
+                self.tunnel_start = data[exc.args[0] :] if exc.args else b""
+            except httptools.HttpParserCallbackError:
+                if not self._done:
+                    raise
+        events = self._events
+        self._events = []
+        return events
+
+    def feed_eof(self) -> list[ResponseEvent] | None:
+        """The upstream closed: the end of a body that runs until the close, or None (the
+        answer was cut short)."""
+        head = self._head
+        if self._done or head is None or head.length is not None or head.bodiless:
+            return None
+        if any(name == b"transfer-encoding" for name, _ in head.headers):
+            return None  # chunked: the last chunk never came
+        self._done = True
+        return [ResponseEnd(reusable=False)]
+
+    # --- httptools callbacks --------------------------------------------------------
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._head is None:  # trailers come through here too: dropped
+            self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self._headers = []
+            self._reason = b""
+            return
+        length = None
+        chunked = False
+        for name, value in self._headers:
+            if name == b"content-length" and value.strip().isdigit():
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = True
+        if chunked:
+            length = None
+        bodiless = self.head_only or status in (101, 204, 304)
+        self._head = ResponseHead(
+            status, self._reason, self._headers, length, bodiless, self._parser.should_keep_alive()
+        )
+        self._events.append(self._head)
+        if length is not None and not bodiless:
+            self._left = length
+        if self.head_only:
+            self._finish()
+            raise _Stop
+
+    def on_body(self, body: bytes) -> None:
+        if self._head is not None:
+            self._events.append(ResponseBody(body))
+            if self._left is not None:
+                self._left -= len(body)
+
+    def on_message_complete(self) -> None:
+        if self._head is None:
+            return  # an interim answer: the real one follows
+        self._finish()
+
+    def _finish(self) -> None:
+        self._done = True
+        head = self._head
+        assert head is not None
+        self._events.append(ResponseEnd(reusable=head.keep_alive))
+
+
+class _Stop(Exception):
+    """Raised in a callback to stop httptools at the end of a HEAD answer's head."""
+
+
+def response_head(
+    head: ResponseHead,
+    *,
+    status: int | None,
+    extra: tuple[tuple[str, str], ...],
+    body_length: int | None,
+    chunked: bool,
+    close: bool,
+    keep_alive_1_0: bool,
+    via: bytes | None,
+) -> bytes:
+    """The head relayed to the client: the upstream's, less its hop-by-hop headers, with
+    `status` and `extra` headers replacing the upstream's, and the client connection's own
+    framing (`body_length`: a Content-Length; `chunked`; neither: bodiless or until the close)."""
+    if status is None:
+        line = b"HTTP/1.1 %d %s\r\n" % (head.status, head.reason)
+    else:
+        line = b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))
+    replaced = {name.lower().encode("latin-1") for name, _ in extra}
+    if via is not None:
+        replaced.add(b"via")  # the upstream's `Via` comes first in ours
+    dropped = _dropped(head.headers, None)
+    lines = [line]
+    lines.extend(
+        b"%s: %s\r\n" % (name, value)
+        for name, value in head.headers
+        if name not in dropped and name not in replaced
+    )
+    lines.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in extra)
+    if body_length is not None:
+        lines.append(b"content-length: %d\r\n" % body_length)
+    elif chunked:
+        lines.append(b"transfer-encoding: chunked\r\n")
+    if via is not None:
+        lines.append(via)
+    if close:
+        lines.append(b"connection: close\r\n")
+    elif keep_alive_1_0:
+        lines.append(b"connection: keep-alive\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def response_via(head: ResponseHead, pseudonym: str) -> bytes:
+    """The `Via` line of a relayed answer (the upstream's own `Via` first)."""
+    earlier = next((value for name, value in head.headers if name == b"via"), None)
+    return _via("1.1", pseudonym, earlier)
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return http.HTTPStatus(status).phrase.encode("latin-1")
+    except ValueError:
+        return b"Unknown"
