@@ -102,10 +102,11 @@ class _Protocol(h2.connection.H2Connection):
     for the session to reset it; h2 then treats any frame on it as on a stream we reset.
     """
 
-    def __init__(self, config: h2.config.H2Configuration, ping_ack: bool) -> None:
+    def __init__(self, config: h2.config.H2Configuration, ping_ack: bool, limited: bool) -> None:
         super().__init__(config=config)
         self._ping_ack = ping_ack
         self._admitting = False
+        self._limited = limited
         #: streams let in over the limit, for the session to refuse
         self.over_limit: set[int] = set()
 
@@ -115,7 +116,16 @@ class _Protocol(h2.connection.H2Connection):
 
     @property
     def open_inbound_streams(self) -> int:
-        return 0 if self._admitting else super().open_inbound_streams
+        # h2 counts (and forgets the closed ones) over all its streams for each new stream:
+        # with no limit to check, that is left to `sweep`, once per read
+        if self._admitting or not self._limited:
+            return 0
+        return super().open_inbound_streams
+
+    def sweep(self) -> None:
+        """Forget the streams that have closed (h2 does it as it counts the open ones)."""
+        if not self._limited:
+            super().open_inbound_streams  # noqa: B018 (a property with the side effect we want)
 
     def _receive_headers_frame(self, frame: Any) -> Any:
         try:
@@ -165,7 +175,7 @@ class H2Session:
         self.first = first
         settings: H2Settings = self.ctx.config.h2
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
-        self.h2 = _Protocol(config, settings.ping_ack)
+        self.h2 = _Protocol(config, settings.ping_ack, settings.max_concurrent_streams is not None)
         self.h2.local_settings = h2.settings.Settings(client=False, initial_values=self._initial(settings))
         self.h2.max_inbound_frame_size = self.h2.local_settings.max_frame_size
         # h2 would apply MAX_HEADER_LIST_SIZE to its decoder once the client acknowledged it,
@@ -174,6 +184,7 @@ class H2Session:
         # list between the limit and there gets 431 on its stream (`_open`)
         self.max_header_bytes = self.ctx.limits.max_header_bytes
         self.h2.decoder.max_header_list_size = max(self.max_header_bytes, DECODER_HEADER_LIST_BYTES)
+        self._count_header_bytes = self.max_header_bytes < DECODER_HEADER_LIST_BYTES
         self.flow_stall = settings.flow_stall
         self.streams: dict[int, _Stream] = {}
         self.opened = 0
@@ -290,7 +301,8 @@ class H2Session:
             ready, self._ready = self._ready, []
             for stream in ready:
                 if not stream.reset:
-                    self._answer(stream)
+                    self._answer(stream, now)
+        self.h2.sweep()
         return None
 
     def _on(self, event: h2.events.Event, now: float) -> Outcome | None:
@@ -339,9 +351,9 @@ class H2Session:
         if self.opened > MAX_STREAMS_PER_CONNECTION:
             self.reset_stream(stream_id, H2Error.REFUSED_STREAM)
             return
-        stream = _Stream(stream_id, self.opened, list(headers))
+        stream = _Stream(stream_id, self.opened, headers)
         self.streams[stream_id] = stream
-        if _header_list_bytes(stream.headers) > self.max_header_bytes:
+        if self._count_header_bytes and _header_list_bytes(stream.headers) > self.max_header_bytes:
             # as HTTP/1.1 answers such a head: 431, and it is not taken as a request
             stream.refusal = Refusal(431, TOO_LARGE_HEAD)
             self._ready.append(stream)
@@ -383,7 +395,7 @@ class H2Session:
 
     # --- one stream ----------------------------------------------------------------
 
-    def _answer(self, stream: _Stream) -> None:
+    def _answer(self, stream: _Stream, now: float) -> None:
         """Decide a complete request and answer it: at once when it is healthy and its
         answer fits the windows, else on its own task."""
         ctx = self.ctx
@@ -398,7 +410,7 @@ class H2Session:
             self._refused(refusal, fields)
             if not stream.ended:  # RFC 9113 8.1: the answer is complete, the request need not be
                 self.reset_stream(stream.id, H2Error.NO_ERROR)
-            self._finish(stream)
+            self._finish(stream, now)
             return
         request = _request(stream)
         fields = ctx.record_request(request, conn.id, conn.peer, conn.client)
@@ -407,7 +419,7 @@ class H2Session:
             parts = ctx.prepared.h2_parts(request, conn.id)
             if self._write_now(stream, parts):
                 self._responded(int(parts[0][0][1]), fields)
-                self._finish(stream)
+                self._finish(stream, now)
                 return
         self._start(self._act, stream, (request, decision), fields)
 
@@ -452,7 +464,7 @@ class H2Session:
             pass  # the client reset the stream, or the connection is ending
         finally:
             ctx.stats.in_flight -= 1
-        self._finish(stream)
+        self._finish(stream, trio.current_time())
         if self.ending is not None:
             self._scope.cancel()
 
@@ -466,16 +478,16 @@ class H2Session:
                     await self.flush()
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             pass
-        self._finish(stream)
+        self._finish(stream, trio.current_time())
         if self.ending is not None:
             self._scope.cancel()
 
-    def _finish(self, stream: _Stream) -> None:
+    def _finish(self, stream: _Stream, now: float) -> None:
         """A stream's answer is over. After a GOAWAY that keeps the connection (`keep`,
         `max_requests`), the connection ends once the streams it names are answered."""
         if self.streams.pop(stream.id, None) is not None:
             self.served += 1
-            self.guard.answered(trio.current_time())
+            self.guard.answered(now)
         last = self.goaway_last
         if last is not None and self.ending is None and not any(s <= last for s in self.streams):
             self.ending = FIN
@@ -596,23 +608,28 @@ def _code(error: H2Error) -> h2.errors.ErrorCodes:
 
 def _request(stream: _Stream) -> Request:
     """An HTTP/2 request as the deciding code sees any request: `:authority` is its host."""
-    pseudo = {}
+    method = b"GET"
+    target = b"/"
+    authority = None
     headers: list[tuple[bytes, bytes]] = []
+    has_host = False
     for name, value in stream.headers:
-        if name.startswith(b":"):
-            pseudo[name] = value
+        if name[:1] == b":":
+            if name == b":path":
+                target = value
+            elif name == b":method":
+                method = value
+            elif name == b":authority":
+                authority = value
         else:
+            has_host = has_host or name == b"host"
             headers.append((name, value))
-    if b":authority" in pseudo and not any(name == b"host" for name, _ in headers):
-        headers.insert(0, (b"host", pseudo[b":authority"]))
-    target = pseudo.get(b":path", b"/").decode("latin-1")
+    if authority is not None and not has_host:
+        headers.insert(0, (b"host", authority))
+    path = target.decode("latin-1")
+    # positional, as the HTTP/1.1 reader does: (method, target, path, headers, body,
+    # http_version, keep_alive, number, body_read, stream_id)
     return Request(
-        method=pseudo.get(b":method", b"GET").decode("latin-1"),
-        target=target,
-        path=target.split("?", 1)[0],
-        headers=headers,
-        body=bytes(stream.body),
-        http_version="2",
-        number=stream.number,
-        stream_id=stream.id,
+        method.decode("latin-1"), path, path.split("?", 1)[0], headers, bytes(stream.body), "2", True,
+        stream.number, True, stream.id,
     )
