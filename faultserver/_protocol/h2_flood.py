@@ -2,23 +2,24 @@
 
 Two patterns cost a server work that no answer pays for:
 
-- the rapid reset (CVE-2023-44487): streams opened and reset by the client before they
-  are answered. Each makes the server start a request it never finishes, and the reset
-  frees the client's stream slot at once, so `max_concurrent_streams` bounds nothing.
-  What is counted is exactly that: a reset of a stream whose answer was not complete.
-  A client that resets a stream already answered costs a control frame, no more;
-- control frames (PING, SETTINGS, RST_STREAM of a stream already answered): each asks for
-  an answer or for bookkeeping, and carries no request.
+- the rapid reset (CVE-2023-44487): streams opened and reset by the client before their
+  answer began. Each costs the server a header block to decode and a stream to keep, and
+  the reset frees the client's stream slot at once, so `max_concurrent_streams` bounds
+  nothing. A stream whose answer has begun is not counted: a client whose deadline meets a
+  slow or hanging answer (a fault faultserver was asked for) cancels it, and many such
+  cancels at once are the fault working, not a flood;
+- control frames (PING, SETTINGS, RST_STREAM of a stream whose answer began): each asks
+  for an answer or for bookkeeping, and carries no request.
 
 Both are counted in fixed windows of `WINDOW_S`, so that a connection that lives for hours
 (gRPC keep-alive PINGs, a gateway's occasional cancel) never adds up to a flood, while a
 burst does within its window. The allowances grow with the window's real work: a client
-may reset before the answer `EARLY_RESETS` streams per window plus one per stream answered
-in it (gRPC deadlines and a gateway's cancels are proportionate to its traffic), and send
-`CONTROL_FRAMES` control frames per window plus `CONTROL_FRAMES_PER_REQUEST` per stream it
-opened in it. A normal client, however many requests it makes, never resets more streams
-than it is answered, and so never trips the guard; one that resets everything it opens
-trips it after `EARLY_RESETS`.
+may reset `EARLY_RESETS` streams per window before their answer began, plus one per stream
+answered in it, and send `CONTROL_FRAMES` control frames per window, plus
+`CONTROL_FRAMES_PER_REQUEST` per stream it opened in it. A normal client, however many
+requests it makes and cancels, does not reset streams before their answer begins more often
+than it is answered; one that resets everything it opens trips the guard after
+`EARLY_RESETS`.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class FloodGuard:
         self._answered += 1
 
     def early_reset(self, now: float) -> None:
-        """The client reset a stream whose answer was not complete."""
+        """The client reset a stream whose answer had not begun."""
         self._at(now)
         self._early_resets += 1
 
@@ -80,7 +81,7 @@ class FloodGuard:
         """Why the current window is a flood, or None."""
         if self._early_resets > EARLY_RESETS + self._answered:
             return (
-                f"flood: {self._early_resets} streams reset by the client before their answer "
+                f"flood: {self._early_resets} streams reset by the client before their answer began "
                 f"within {WINDOW_S:g} s ({self._answered} answered; rapid reset)"
             )
         if self._control > CONTROL_FRAMES + CONTROL_FRAMES_PER_REQUEST * self._opened:

@@ -154,7 +154,7 @@ class _Stream:
     answering: bool = False
     #: the client sent all of it (END_STREAM)
     ended: bool = False
-    #: the client reset it before its answer was complete
+    #: the client reset it
     reset: bool = False
 
 
@@ -315,13 +315,15 @@ class H2Session:
             self._data(event)
         elif isinstance(event, h2.events.StreamReset):
             stream = self.streams.pop(event.stream_id or 0, None)
-            if stream is None:  # answered already, or refused: a control frame
-                self.guard.control(now)
-            else:
+            if stream is not None:
                 stream.reset = True
-                self.guard.early_reset(now)
                 if stream.scope is not None:
                     stream.scope.cancel()
+            if stream is None or stream.answering:
+                # answered already, or being answered (a client's deadline met a `hang`)
+                self.guard.control(now)
+            else:
+                self.guard.early_reset(now)  # nothing was started for it: rapid reset
         elif isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
             if isinstance(event, h2.events.RemoteSettingsChanged):
                 self.guard.control(now)

@@ -805,3 +805,25 @@ def test_h2_max_requests_goaway_names_every_stream_it_answers(faultserver):
     decided = [e["stream"] for e in srv.requests()]
     assert len(last) == 1
     assert all(stream <= last[0] for stream in answered + decided), (last, answered, decided)
+
+
+def test_h2_many_cancels_at_a_deadline_are_no_flood(faultserver):
+    # 300 gRPC calls on one connection meet a `hang`, and grpcio cancels them all at their
+    # deadline at once (RST_STREAM CANCEL each): the fault at work, not a rapid reset. The
+    # connection goes on (the next call is answered on it) and there is no h2_error event.
+    pytest.importorskip("grpc", reason="grpcio is not installed (pip install grpcio)")
+    srv = faultserver(h2_listeners([{"name": "f", "match": {"path": "/f"}, "action": "hang"}], {},
+                                   ("grpcio",)))
+    import grpc
+
+    target = srv["grpc"].url.removeprefix("http://")
+    with grpc.insecure_channel(target, options=_grpc_options(False, False)) as channel:
+        assert _grpc_one(channel, "/1") == "OK"
+        call = channel.unary_unary(GRPC_PATHS["/f"], request_serializer=None, response_deserializer=None)
+        futures = [call.future(b"x", timeout=0.5) for _ in range(300)]
+        codes = collections.Counter(future.exception().code().name for future in futures)
+        assert codes == {"DEADLINE_EXCEEDED": 300}
+        assert _grpc_one(channel, "/1") == "OK"
+    assert srv.events(type="h2_error") == []
+    requests = srv.requests("grpc")
+    assert (len(requests), len({e["conn"] for e in requests})) == (302, 1)

@@ -20,13 +20,13 @@ def test_FloodGuard_rapid_reset_trips_after_the_allowance():
     guard.opened(0.0)
     guard.early_reset(0.0)
     assert guard.flood() == (
-        f"flood: {EARLY_RESETS + 1} streams reset by the client before their answer within 1 s "
+        f"flood: {EARLY_RESETS + 1} streams reset by the client before their answer began within 1 s "
         "(0 answered; rapid reset)"
     )
 
 
 def test_FloodGuard_answered_streams_pay_for_resets():
-    # a busy client that cancels one stream in two (gRPC deadlines) is no flood
+    # a busy client that resets one stream in two before its answer began is no flood
     guard = FloodGuard()
     for _ in range(10 * EARLY_RESETS):
         guard.opened(0.5)
