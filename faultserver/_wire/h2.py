@@ -52,6 +52,7 @@ from .._protocol.events import Refusal
 from .._protocol.h2_flood import FloodGuard
 from .actions import FIN, GONE, KEEP, Outcome
 from .h2_actions import carry_out
+from .h2c import SWITCHING
 from .transport import PEER_GONE, Transport
 
 if TYPE_CHECKING:
@@ -156,6 +157,8 @@ class _Stream:
     ended: bool = False
     #: the client reset it
     reset: bool = False
+    #: the request, when it came in HTTP/1.1 and asked for h2c (`h2c.py`)
+    request: Request | None = None
 
 
 class H2Session:
@@ -168,8 +171,10 @@ class H2Session:
     Faults and answers that wait for the client's window run on their own task.
     """
 
-    def __init__(self, conn: Connection, first: bytes) -> None:
+    def __init__(self, conn: Connection, first: bytes, upgrade: tuple[Request, bytes] | None = None) -> None:
+        """`upgrade`: the HTTP/1.1 request that asked for h2c, and its HTTP2-Settings."""
         self.conn = conn
+        self.upgrade = upgrade
         self.ctx = conn.ctx
         self.transport = conn.transport
         self.first = first
@@ -218,11 +223,18 @@ class H2Session:
     # --- the connection -------------------------------------------------------------
 
     async def run(self) -> Outcome:
-        self.h2.initiate_connection()
+        upgrade = self.upgrade
+        if upgrade is None:
+            self.h2.initiate_connection()
+        else:
+            self._outbox += SWITCHING
+            self.h2.initiate_upgrade_connection(upgrade[1])
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 with self._scope:
+                    if upgrade is not None:
+                        self._upgraded(upgrade[0])
                     outcome = await self._read(self.first)
                     if outcome is KEEP:  # the client said GOAWAY: finish what it asked, then FIN
                         await self._drain_streams()
@@ -360,6 +372,9 @@ class H2Session:
             stream.refusal = Refusal(431, TOO_LARGE_HEAD)
             self._ready.append(stream)
             return
+        self._count_request(stream_id)
+
+    def _count_request(self, stream_id: int) -> None:
         self.requests += 1
         ctx = self.ctx
         max_requests = ctx.keepalive.max_requests
@@ -368,6 +383,15 @@ class H2Session:
             # before its answer, and any stream after it (in this read or later) is refused
             ctx.events.emit("max_requests_close", ctx.name, requests=self.requests, **self.conn_fields())
             self.queue_goaway(H2Error.NO_ERROR, stream_id)
+
+    def _upgraded(self, request: Request) -> None:
+        """The h2c request: stream 1, complete, answered as any stream."""
+        request.stream_id = 1
+        self.opened = 1
+        stream = _Stream(1, request.number, [], ended=True, answering=False, request=request)
+        self.streams[1] = stream
+        self._count_request(1)
+        self._answer(stream, trio.current_time())
 
     def _data(self, event: h2.events.DataReceived) -> None:
         stream_id = event.stream_id or 0
@@ -414,7 +438,7 @@ class H2Session:
                 self.reset_stream(stream.id, H2Error.NO_ERROR)
             self._finish(stream, now)
             return
-        request = _request(stream)
+        request = stream.request or _request(stream)
         fields = ctx.record_request(request, conn.id, conn.peer, conn.client)
         decision = ctx.decide(request)
         if decision is None:
