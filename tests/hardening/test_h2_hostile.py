@@ -383,3 +383,27 @@ def test_h2_header_list_over_max_header_bytes_is_refused(faultserver):
     assert [(e["status"], e["error"], e["stream"]) for e in srv.events(type="response")] == [
         (431, "request headers too large", 1)]
     assert srv.events(type="request") == []
+
+
+def test_h2_header_list_under_a_max_header_bytes_above_64_kib_is_served(faultserver):
+    # the limit governs above h2's own 64 KiB too: HPACK decoding stops at the larger of both
+    srv = faultserver({"version": 1, "listeners": [{
+        "name": "large", "bind": "127.0.0.1:0", "protocols": ["h2"], "response": {"body": "ok\n"},
+        "limits": {"max_header_bytes": "128KiB"}}]})
+    block = request_block(hpack.Encoder(), extra=(("x-big", "a" * 100_000),))
+    data = headers(1, block[:16_000], "END_STREAM")
+    rest = block[16_000:]
+    for offset in range(0, len(rest), 16_000):
+        frame = hf.ContinuationFrame(1)
+        frame.data = rest[offset : offset + 16_000]
+        if offset + 16_000 >= len(rest):
+            frame.flags.add("END_HEADERS")
+        data += frame.serialize()
+    with socket.create_connection(("127.0.0.1", srv["large"].port), timeout=3) as sock:
+        send_all(sock, PREFACE + settings() + data)
+        frames, _how = read_frames(sock, timeout=1)
+    decoder = hpack.Decoder()
+    answered = [(f.stream_id, dict(decoder.decode(f.data))[":status"]) for f in frames
+                if isinstance(f, hf.HeadersFrame)]
+    assert answered == [(1, "200")]
+    assert [len(e["path"]) for e in srv.events(type="request")] == [1]
