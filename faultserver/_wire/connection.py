@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -171,6 +172,7 @@ class Connection:
         idle = ctx.keepalive.idle_close
         idle_deadline = self._next_idle_deadline()
         clock = trio.current_time
+        answer = self._answerer()
         while True:
             # until when this read may wait: the reader's clock, or between requests the idle one
             deadline = reader.deadline(clock)
@@ -207,7 +209,7 @@ class Connection:
                         self._decided = None
                         outcome = await self._answer(event, early[1])
                     else:
-                        outcome = await self._answer(event, ctx.decide(event))
+                        outcome = await answer(event)
                 elif type(event) is ContinueExpected:
                     outcome = await self._continue(event.request)
                 elif type(event) is Refusal:
@@ -235,6 +237,26 @@ class Connection:
         return await send_refusal(self.transport, ctx, reader.timed_out(), self.conn_fields())
 
     # --- answering ------------------------------------------------------------------
+
+    def _answerer(self) -> Callable[[Request], Awaitable[Outcome]]:
+        """How a request read in HTTP/1.1 is answered: on plain TCP, when the listener
+        speaks h2 too, it may ask for h2c (`Upgrade: h2c`) first."""
+        ctx = self.ctx
+        if _H2 in ctx.config.protocols and ctx.tls is None:
+            return self._upgrade_or_answer
+        return self._decide_and_answer
+
+    async def _decide_and_answer(self, request: Request) -> Outcome:
+        return await self._answer(request, self.ctx.decide(request))
+
+    async def _upgrade_or_answer(self, request: Request) -> Outcome:
+        """HTTP/2 from here when the request asks for h2c (`preamble.upgrade_h2c`), else
+        its answer."""
+        if request.header(b"upgrade") is not None:
+            outcome = await preamble.upgrade_h2c(self, request)
+            if outcome is not None:
+                return FIN if outcome is KEEP else outcome
+        return await self._answer(request, self.ctx.decide(request))
 
     async def _continue(self, request: Request) -> Outcome:
         """A head that waits for `100 Continue`: decide now; ask for the body only for an

@@ -97,8 +97,8 @@ async def _connection_action(
         payload = decision.rng.randbytes(max(1, min(action.bytes, 16384)))
         # a DATA frame on stream 0: a connection error (PROTOCOL_ERROR) for any client
         frame = len(payload).to_bytes(3, "big") + b"\x00\x00\x00\x00\x00\x00" + payload
-        async with session.send_lock:
-            await session.transport.send(session.h2.data_to_send() + frame)
+        session.queue_raw(frame)
+        await session.flush()
         session.end(FIN)
     elif name is ActionName.GOAWAY:
         assert isinstance(action, Goaway)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from .._decide.request import Request
 from .._profile.model import CloseHow, Protocol, ProxyProtocol
 from .._protocol.client_hello import ClientHello
 from .._protocol.events import Refusal
@@ -20,6 +21,7 @@ from .._tls.listener import ListenerTLS
 from .actions import FIN, GONE, KEEP, Outcome
 from .actions.respond import send_refusal
 from .h2 import H2Session, sniff_preface
+from .h2c import h2c_settings
 from .proxy import read_proxy
 from .tls import HelloRead, ReplayedSocketStream, TLSTransport, handshake, read_hello
 from .transport import SocketTransport, StreamTransport
@@ -81,6 +83,14 @@ async def speak(conn: Connection) -> Outcome:
         conn.transport = StreamTransport(replayed, transport.sock)
         conn.first = b""
     return await conn.serve()
+
+async def upgrade_h2c(conn: Connection, request: Request) -> Outcome | None:
+    """HTTP/2 from here, when an HTTP/1.1 request asks for h2c and may have it (`h2c.py`);
+    None: answer it in HTTP/1.1."""
+    settings = h2c_settings(request)
+    if settings is None:
+        return None
+    return await H2Session(conn, b"", (request, settings)).run()
 
 async def open_tls(conn: Connection, tls: ListenerTLS) -> Outcome:
     """Read the client's hello, let a rule `at: handshake` act on it, else shake hands

@@ -269,3 +269,39 @@ def test_grpc_answers_trailers_only_for_an_error_and_a_message_then_trailers_for
     trailers = [e.headers for e in seen if isinstance(e, h2.events.TrailersReceived)]
     assert trailers == [[(b"grpc-status", b"0")]]
     client.close()
+
+
+# --- h2c by Upgrade ---------------------------------------------------------------------------
+
+
+def test_h2c_upgrade_from_http1_is_answered_on_stream_1(faultserver):
+    # curl --http2 on http:// sends `Upgrade: h2c` with HTTP2-Settings: 101, then the answer
+    # on stream 1, decided as any stream (here a rule on the path)
+    srv = faultserver(h2_profile([{"match": {"path": "/teapot"}, "action": "respond", "status": 418}]))
+    done = subprocess.run(
+        ["curl", "-sS", "-m", "5", "--http2", "-w", " %{http_code} %{http_version}",
+         srv.url + "/up", srv.url + "/teapot"],
+        capture_output=True, text=True, timeout=15,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ok\n 200 2ok\n 418 2", "")
+    requests = srv.events(type="request")
+    # one upgrade, then curl goes on in HTTP/2 on the same connection
+    assert [(e["path"], e["conn"], e["stream"]) for e in requests] == [("/up", 1, 1), ("/teapot", 1, 3)]
+
+
+def test_h2c_upgrade_is_ignored_where_h2_is_not_spoken(faultserver):
+    srv = faultserver(h2_profile(protocols=["http/1.1"]))
+    assert curl(srv.url + "/", "--http2") == (0, "1.1", "")
+
+
+#: not base64; a settings payload cut short (5 bytes); INITIAL_WINDOW_SIZE 2^31 (over the maximum)
+@pytest.mark.parametrize("settings", ["not base64!", "AAQAAAA", "AASAAAAA"])
+def test_h2c_upgrade_with_bad_settings_is_answered_in_http1(faultserver, settings):
+    srv = faultserver(h2_profile())
+    with socket.create_connection(("127.0.0.1", srv["backend"].port), timeout=3) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                     b"Upgrade: h2c\r\nHTTP2-Settings: " + settings.encode() + b"\r\n\r\n")
+        head = sock.recv(65536).split(b"\r\n", 1)[0]
+    assert head == b"HTTP/1.1 200 OK"
+    assert [e["path"] for e in srv.events(type="request")] == ["/"]
+    assert srv.events(type="error") == []
