@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -172,7 +171,8 @@ class Connection:
         idle = ctx.keepalive.idle_close
         idle_deadline = self._next_idle_deadline()
         clock = trio.current_time
-        answer = self._answerer()
+        # plain TCP to a listener that speaks h2 too: a request may ask for h2c (`Upgrade`)
+        h2c = _H2 in ctx.config.protocols and ctx.tls is None
         while True:
             # until when this read may wait: the reader's clock, or between requests the idle one
             deadline = reader.deadline(clock)
@@ -204,12 +204,10 @@ class Connection:
                 continue
             for event in events:
                 if type(event) is Request:
-                    early = self._decided  # decided on its head (`Expect: 100-continue`)?
-                    if early is not None and early[0] is event:
-                        self._decided = None
-                        outcome = await self._answer(event, early[1])
+                    if self._decided is None and not h2c:  # the common case: decide, answer
+                        outcome = await self._answer(event, ctx.decide(event))
                     else:
-                        outcome = await answer(event)
+                        outcome = await self._answer_other(event)
                 elif type(event) is ContinueExpected:
                     outcome = await self._continue(event.request)
                 elif type(event) is Refusal:
@@ -238,25 +236,19 @@ class Connection:
 
     # --- answering ------------------------------------------------------------------
 
-    def _answerer(self) -> Callable[[Request], Awaitable[Outcome]]:
-        """How a request read in HTTP/1.1 is answered: on plain TCP, when the listener
-        speaks h2 too, it may ask for h2c (`Upgrade: h2c`) first."""
+    async def _answer_other(self, request: Request) -> Outcome:
+        """A request decided already, on its head (`Expect: 100-continue`), or one that may
+        ask for h2c (`Upgrade: h2c`, `preamble.upgrade_h2c`): HTTP/2 from here if it does."""
+        early = self._decided
+        if early is not None and early[0] is request:
+            self._decided = None
+            return await self._answer(request, early[1])
         ctx = self.ctx
-        if _H2 in ctx.config.protocols and ctx.tls is None:
-            return self._upgrade_or_answer
-        return self._decide_and_answer
-
-    async def _decide_and_answer(self, request: Request) -> Outcome:
-        return await self._answer(request, self.ctx.decide(request))
-
-    async def _upgrade_or_answer(self, request: Request) -> Outcome:
-        """HTTP/2 from here when the request asks for h2c (`preamble.upgrade_h2c`), else
-        its answer."""
-        if request.header(b"upgrade") is not None:
+        if _H2 in ctx.config.protocols and ctx.tls is None and request.header(b"upgrade") is not None:
             outcome = await preamble.upgrade_h2c(self, request)
             if outcome is not None:
                 return FIN if outcome is KEEP else outcome
-        return await self._answer(request, self.ctx.decide(request))
+        return await self._answer(request, ctx.decide(request))
 
     async def _continue(self, request: Request) -> Outcome:
         """A head that waits for `100 Continue`: decide now; ask for the body only for an
