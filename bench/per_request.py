@@ -82,8 +82,8 @@ def parts() -> list[tuple[str, float]]:
         ("record: record_request (stats, retry check, request event)",
          best_us(lambda: ctx.record_request(request, 1, "127.0.0.1:1"))),  # type: ignore[arg-type]
         ("render: PreparedResponse.render", best_us(lambda: ctx.prepared.render(request, 1, False, False))),  # type: ignore[arg-type]
-        ("response event: emit_fields",
-         best_us(lambda: ctx.events.emit_fields("response", "api", fields, None, status=200))),
+        ("response event: EventLog.emit_response",
+         best_us(lambda: ctx.events.emit_response("api", fields, 200))),
         ("reference parse: httptools, one callback", best_us(lambda: bare.feed_data(REQUEST))),
         ("reference answer: baseline_server.response()", best_us(baseline_server.response)),
     ]

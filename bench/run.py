@@ -1158,16 +1158,21 @@ def figure_12(d: DashboardSettings, workdir: Path, rows: list[Row]) -> None:
                     time.sleep(0.1)
 
             browser_cpu: list[float] = []  # the browser's CPU seconds per second, page open
+            #: the server's CPU seconds per request, page open (True) and closed (False): what
+            #: the page costs the server itself, apart from the browser's share of the machine
+            server_cpu: dict[bool, list[float]] = {True: [], False: []}
 
             def run(shown: bool, seconds: int) -> float:
                 show_page(shown)
                 root = browser.service.process.pid  # chromedriver, whose children are Chromium's
                 before, started_at = _tree_cpu_s(root), time.monotonic()
+                server_before = cpu_s(fs.pid)
                 try:
                     rate = wrk(fs.urls["api"], seconds)
                 except Exception:
                     fs.check()  # say so when the server died
                     raise
+                server_cpu[shown].append((cpu_s(fs.pid) - server_before) / (rate * seconds))
                 if shown:
                     browser_cpu.append((_tree_cpu_s(root) - before) / (time.monotonic() - started_at))
                 if shown:  # how far the page is behind once the load stops (it draws once a second)
@@ -1195,14 +1200,17 @@ def figure_12(d: DashboardSettings, workdir: Path, rows: list[Row]) -> None:
         finally:
             browser.quit()
     ratio = statistics.median(ratios)
+    open_us, closed_us = (statistics.median(server_cpu[shown][1:]) * 1e6 for shown in (True, False))
     rows.append(Row(
         name,
         f"{ratio:.2f}x ({statistics.median(with_rates):,.0f} req/s; pairs "
         + "/".join(f"{r:.2f}" for r in ratios)
+        + f"; server CPU {open_us:.1f} us per request, CPU ratio {closed_us / open_us:.2f}x"
         + f"; Chromium used {statistics.median(browser_cpu[1:]) * 100:.0f} % of a core; 2 s after"
         f" the load the page's newest row was {max(behind[1:])} events behind)",
         ">= 0.95x without the page",
-        f"the same server, page closed: {statistics.median(without_rates):,.0f} req/s",
+        f"the same server, page closed: {statistics.median(without_rates):,.0f} req/s, "
+        f"server CPU {closed_us:.1f} us per request",
         ratio >= 0.95,
     ))
 
