@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         help="write TLS listeners' generated CAs here, as NAME-ca.pem (default: a private "
         "temporary folder, removed at exit)",
     )
+    run.add_argument(
+        "--workers",
+        metavar="N",
+        help="serve with N processes on the same ports (SO_REUSEPORT), one admin API; "
+        "auto: one per usable core (default: 1)",
+    )
     _add_staging_run_options(run)
     validate = sub.add_parser("validate", help="check profiles")
     validate.add_argument("profiles", nargs="+", metavar="PROFILE", help=PROFILE_HELP)
@@ -186,12 +192,13 @@ def _from(where: str, flag: str, parse: Callable[[str], T], text: str) -> T:
 
 def _run_options(args: argparse.Namespace) -> RunOptions:
     """`run`'s arguments, each flag that was not given read from its environment variable."""
-    from ._run import RunOptions, parse_control, parse_max_duration
+    from ._run import RunOptions, parse_control, parse_max_duration, parse_workers
     from ._run_config import LOG_FORMATS, LOG_LEVELS, choice, env_flag, resolve_binds, setting
 
     env = os.environ
     control, control_from = setting("--control", args.control, env)
     duration, duration_from = setting("--max-duration", args.max_duration, env)
+    workers, workers_from = setting("--workers", args.workers, env)
     parsed_control = _from(control_from, "--control", parse_control, control) if control else None
     max_duration_s = (
         _from(duration_from, "--max-duration", parse_max_duration, duration) if duration else None
@@ -207,6 +214,7 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         watch=env_flag("--watch", args.watch, env),
         log_format=choice("--log-format", args.log_format, env, LOG_FORMATS, "text"),
         binds=resolve_binds(args.bind, args.port, env),
+        workers=_from(workers_from, "--workers", parse_workers, workers) if workers else 1,
     )
 
 

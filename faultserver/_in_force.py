@@ -7,7 +7,7 @@ as told, and knows nothing of profiles beyond one listener's config.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -67,6 +67,8 @@ class ListenersInForce:
         self._conn_ids = 0
         #: schedules' phase changes are paused (`POST /schedule/pause`); new ones start paused
         self.paused = False
+        #: `run --workers N`: given to each runtime built (see `ListenerRuntime.remote`)
+        self.remote: Callable[[str, AcceptMode], Awaitable[None]] | None = None
 
     # --- reading --------------------------------------------------------------------
 
@@ -109,9 +111,11 @@ class ListenersInForce:
     def build(self, config: Listener, seed: int, fault_header: str | None) -> ListenerRuntime:
         """A listener's runtime, not bound yet; what cannot be built is a StartError."""
         try:
-            return ListenerRuntime(
+            rt = ListenerRuntime(
                 config, self.events, seed, fault_header, self._next_conn_id, self.ca_files
             )
+            rt.remote = self.remote
+            return rt
         except Exception as exc:  # a valid profile this server cannot build (an odd seed...)
             raise StartError(f"listener {config.name}: cannot put it in force: {exc}") from None
 

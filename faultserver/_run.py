@@ -61,6 +61,8 @@ class RunOptions:
     binds: tuple[BindOverride, ...] = ()
     #: how often `--watch` looks at the file
     watch_interval_s: float | None = None
+    #: `--workers N`: data-plane processes (1: this process serves, as always)
+    workers: int = 1
 
 
 def parse_control(text: str) -> tuple[str, int]:
@@ -69,6 +71,19 @@ def parse_control(text: str) -> tuple[str, int]:
         return parse_hostport(text)
     except AddressError as exc:
         raise UsageError(f"--control: {exc}") from None
+
+
+def parse_workers(text: str) -> int:
+    """`--workers`: a whole number from 1, or `auto` (one per usable core)."""
+    if text.strip().lower() == "auto":
+        return len(os.sched_getaffinity(0))
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"--workers: expected a whole number from 1, or auto, got {text!r}")
+    return value
 
 
 def parse_max_duration(text: str) -> float:
@@ -161,7 +176,12 @@ def run(options: RunOptions) -> int:
         watch = FileWatch(resolve_profile(options.profile))  # before the first read: no change missed
     profile = apply_binds(load_cli_profile(options.profile), options.binds)
     sink = _open_sink(options.events)
-    server = Server(
+    make_server: Callable[..., Server] = Server
+    if options.workers > 1:
+        from ._workers.fleet import fleet_factory
+
+        make_server = fleet_factory(options.workers, options.log_level)
+    server = make_server(
         profile,
         control=options.control,
         events=EventLog(),

@@ -50,6 +50,7 @@ ENVIRONMENT: Mapping[str, tuple[str, str]] = {
     "--port": ("FAULTSERVER_PORT", "NAME=PORT overrides, separated by spaces or commas"),
     "--allow-any-bind": ("FAULTSERVER_ALLOW_ANY_BIND", "1/true/yes/on: as the flag"),
     "--ca-dir": ("FAULTSERVER_CA_DIR", "where generated TLS CAs are written"),
+    "--workers": ("FAULTSERVER_WORKERS", "data-plane processes on the same ports: N or auto (default 1)"),
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

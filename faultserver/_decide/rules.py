@@ -57,12 +57,15 @@ class CompiledRule:
         "remaining",
         "rng",
         "rule",
+        "take",
     )
 
     def __init__(self, rule: Rule, rng: random.Random) -> None:
         self.rule = rule
         self.rng = rng
         self.remaining = rule.times
+        #: `run --workers N`: takes one from the budget all workers share (None: one process)
+        self.take: Callable[[], bool] | None = None
         m: Match = rule.match
         self._methods = m.methods
         # a glob matches the whole path; a regex is searched (anchor it with ^...$)
@@ -105,6 +108,9 @@ class CompiledRule:
         if rule.probability < 1.0 and self.rng.random() >= rule.probability:
             return None
         if self.remaining is not None:
+            if self.take is not None and not self.take():
+                self.remaining = 0  # the other workers spent it
+                return None
             self.remaining -= 1
         delay_s = rule.delay.draw(self.rng) if rule.delay is not None else 0.0
         return Decision(rule.name, rule.action, delay_s, self.rng)
@@ -127,6 +133,10 @@ class RuleSet:
         self._request = tuple(c for c in compiled if c.rule.at is At.REQUEST)
         self._connect = tuple(c for c in compiled if c.rule.at is At.CONNECT)
         self._handshake = tuple(c for c in compiled if c.rule.at is At.HANDSHAKE)
+
+    def compiled(self) -> tuple[CompiledRule, ...]:
+        """Every rule with its state (request, connect, then handshake rules)."""
+        return self._request + self._connect + self._handshake
 
     def __bool__(self) -> bool:
         return bool(self.rules)

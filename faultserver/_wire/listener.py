@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 
 import trio
 
@@ -92,6 +92,9 @@ class ListenerRuntime:
         self._changed = trio.Event()
         self._slot_freed = trio.Event()
         self._closed = False
+        #: `run --workers N`: the parent's socket only holds the port; `remote(name, mode)`
+        #: applies a mode in every worker (None: this socket serves, as always)
+        self.remote: Callable[[str, AcceptMode], Awaitable[None]] | None = None
         #: accepts failed in a row for lack of resources (EMFILE...): logged once, not each time
         self._accept_failures = 0
 
@@ -259,7 +262,9 @@ class ListenerRuntime:
         if self._accepting_scope is not None:
             self._accepting_scope.cancel()
         self._close_placeholders()
-        if mode is AcceptMode.REFUSE:
+        if self.remote is not None:
+            await self.remote(self.name, mode)
+        elif mode is AcceptMode.REFUSE:
             try:
                 unlisten(self.sock)
             except OSError:

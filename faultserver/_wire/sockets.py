@@ -47,6 +47,8 @@ ACCEPT_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, er
 ACCEPT_RETRY_S = 0.1
 ACCEPT_FAILURES_PER_LOG = 300
 #: a connection that went away between the kernel's accept queue and accept(): take the next
+#: Listening sockets join a SO_REUSEPORT group (`run --workers N`: set once, before any bind).
+REUSE_PORT = False
 ACCEPT_GONE_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
 
 
@@ -71,6 +73,8 @@ def bind_listener(host: str, port: int) -> trio.socket.SocketType:
         s = trio.socket.socket(family, socket.SOCK_STREAM)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if REUSE_PORT:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
