@@ -72,6 +72,9 @@ class Connection:
         "served",
         "transport",
     )
+    #: The answer to a request that no rule stops: the listener's own response (a proxied
+    #: listener's connection answers with the upstream's instead, `forwarding.py`).
+    answer_healthy = staticmethod(send_response)
 
     def __init__(self, ctx: ListenerContext, transport: Transport, peer: str, conn_id: int) -> None:
         self.ctx = ctx
@@ -269,7 +272,9 @@ class Connection:
         try:
             fields = ctx.record_request(request, self.id, self.peer, self.client)
             if decision is None:
-                outcome = await send_response(self.transport, ctx, self.id, ctx.prepared, request, fields)
+                outcome = await self.answer_healthy(
+                    self.transport, ctx, self.id, ctx.prepared, request, fields
+                )
             elif type(decision) is Refusal:
                 outcome = await send_refusal(self.transport, ctx, decision, fields)
             else:

@@ -15,11 +15,12 @@ A listener with an `upstream` accepts `ProxiedConnection`s; every other listener
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import trio
 
 from .._decide.request import Request
-from .._decide.rules import Decision
+from .._decide.response import PreparedResponse
 from .._profile.model import CloseHow
 from .._protocol.events import ContinueExpected, PeerEnded, Refusal
 from .._protocol.http1 import ReaderState
@@ -37,10 +38,23 @@ __all__ = ["ProxiedConnection"]
 _IDLE = ReaderState.IDLE
 
 
+async def _forward_healthy(
+    transport: Transport,
+    ctx: ListenerContext,
+    conn_id: int,
+    prepared: PreparedResponse,
+    request: Request,
+    fields: dict[str, Any],
+) -> Outcome:
+    """A proxied listener's answer to a request no rule stops: the upstream's."""
+    return await forward(Turn(transport, ctx, conn_id, request, fields, ctx.header_rng), None)
+
+
 class ProxiedConnection(Connection):
     """A connection of a proxied listener (see the module docstring)."""
 
     __slots__ = ()
+    answer_healthy = staticmethod(_forward_healthy)
 
     def __init__(self, ctx: ListenerContext, transport: Transport, peer: str, conn_id: int) -> None:
         super().__init__(ctx, transport, peer, conn_id)
@@ -96,32 +110,3 @@ class ProxiedConnection(Connection):
                 events = reader.take_events()  # what arrived while the answers went out
             if idle is not None and reader.state is _IDLE:
                 idle_deadline = self._next_idle_deadline()
-
-    async def _answer(self, request: Request, decision: Decision | Refusal | None) -> Outcome:
-        if decision is not None:
-            return await super()._answer(request, decision)
-        # Connection._answer's bookkeeping, around a forward instead of the listener's answer
-        ctx = self.ctx
-        stats = ctx.stats
-        stats.in_flight += 1
-        try:
-            fields = ctx.record_request(request, self.id, self.peer, self.client)
-            turn = Turn(self.transport, ctx, self.id, request, fields, ctx.header_rng)
-            outcome = await forward(turn, None)
-        except BaseException:
-            stats.met_trouble(request, request.fingerprint, self.id)
-            raise
-        finally:
-            stats.in_flight -= 1
-        self.served += 1
-        if outcome is not KEEP:
-            return outcome
-        if not request.keep_alive:
-            return FIN
-        max_requests = ctx.keepalive.max_requests
-        if max_requests is not None and self.served >= max_requests:
-            ctx.events.emit(
-                "max_requests_close", ctx.name, conn=self.id, peer=self.peer, requests=self.served
-            )
-            return FIN
-        return KEEP
