@@ -95,17 +95,9 @@ class ReplayedSocketStream(trio.abc.HalfCloseableStream):
             raise trio.BrokenResourceError(f"socket: {exc}") from exc
 
     async def send_all(self, data: Buffer) -> None:
-        raw = self._raw
-        view = memoryview(data)
         await trio.lowlevel.checkpoint_if_cancelled()
         try:
-            while view:
-                try:
-                    sent = raw.send(view)
-                except BlockingIOError:
-                    await trio.lowlevel.wait_writable(raw)
-                    continue
-                view = view[sent:]
+            await _send_all(self._raw, data)
         except OSError as exc:
             raise trio.BrokenResourceError(f"socket: {exc}") from exc
         await trio.lowlevel.cancel_shielded_checkpoint()
