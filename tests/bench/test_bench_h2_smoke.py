@@ -8,25 +8,13 @@ says so and figure 11 still runs.
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "run.py"
-NUMBER = re.compile(r"[-+]?\d[\d,]*(\.\d+)?")
-
-
-def table_rows(stdout: str) -> list[list[str]]:
-    """The table's data rows, as lists of cells (header and rule lines left out)."""
-    return [
-        [cell.strip() for cell in line.strip().strip("|").split("|")]
-        for line in stdout.splitlines()
-        if line.startswith("| ") and not line.startswith("| figure ")
-    ]
+from tests.support.bench_table import BENCH, NUMBER, table_rows
 
 
 @pytest.mark.slow

@@ -8,28 +8,16 @@ about half a minute (wrk at full speed, a thousand held connections), hence `slo
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "run.py"
+from tests.support.bench_table import BENCH, NUMBER, table_rows
+
 #: Every figure the suite reports, by the start of its row's first cell.
 FIGURES = ("1 ", "2 ", "3 ", "4 ", "5 ", "6 ")
-NUMBER = re.compile(r"[-+]?\d[\d,]*(\.\d+)?")
-
-
-def table_rows(stdout: str) -> list[list[str]]:
-    """The table's data rows, as lists of cells (header and rule lines left out)."""
-    rows = []
-    for line in stdout.splitlines():
-        if not line.startswith("| ") or line.startswith("| figure "):
-            continue
-        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-    return rows
 
 
 @pytest.mark.slow
