@@ -14,6 +14,7 @@ nothing, and is reported by one log line and one `reload_failed` event.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import resource
@@ -207,6 +208,9 @@ def run(options: RunOptions) -> int:
         await reload_from_file(server, ReloadCause.SIGHUP)
 
     tasks = [] if watch is None else [_watcher(server, watch, options.watch_interval_s)]
+    # what is loaded by now (modules, the profile) lives as long as the process: out of the
+    # collector's sight, a full collection under load walks only what requests made
+    gc.freeze()
     try:
         trio.run(_serve, server, on_hup, options.max_duration_s, announce, tasks)
     except BaseException as exc:

@@ -51,13 +51,12 @@ HOP_BY_HOP = frozenset(
 
 def _dropped(headers: list[tuple[bytes, bytes]], extra: bytes | None) -> frozenset[bytes]:
     """The hop-by-hop names, with those the `Connection` header lists."""
-    named = [
-        token.strip().lower()
-        for name, value in headers
-        if name == b"connection"
-        for token in value.split(b",")
-    ]
-    dropped = HOP_BY_HOP.union(named) if named else HOP_BY_HOP
+    dropped = HOP_BY_HOP
+    for name, value in headers:
+        if name == b"connection":
+            named = {token.strip().lower() for token in value.split(b",")}
+            if not dropped.issuperset(named):  # `keep-alive` or `close`: listed already
+                dropped = dropped.union(named)
     return dropped | {extra} if extra else dropped
 
 
@@ -92,8 +91,10 @@ def request_head(
         has_proto = has_proto or name == b"x-forwarded-proto"
         has_host = has_host or name == b"x-forwarded-host"
         lines.append(b"%s: %s\r\n" % (name, value))
-    authority = upstream.authority.encode("latin-1")
-    sent_host = authority if upstream.host_header is UpstreamHost.UPSTREAM or host is None else host
+    if upstream.host_header is UpstreamHost.UPSTREAM or host is None:
+        sent_host = upstream.authority.encode("latin-1")
+    else:
+        sent_host = host
     lines.insert(1, b"host: %s\r\n" % sent_host)
     client = client_ip.encode("latin-1")
     lines.append(b"x-forwarded-for: %s\r\n" % (forwarded_for + b", " + client if forwarded_for else client))
@@ -122,7 +123,12 @@ def _via(version: str, pseudonym: str, earlier: bytes | None) -> bytes:
     return b"via: %s\r\n" % (earlier + b", " + mine if earlier else mine)
 
 
-@dataclass(frozen=True, slots=True)
+# The head and body events are built per answer and per read: slotted, not frozen (a
+# frozen dataclass sets each field through `object.__setattr__`, four times the cost).
+# Nothing changes them after the reader made them.
+
+
+@dataclass(slots=True)
 class ResponseHead:
     """The upstream's status line and headers (names lower case). `length`: its
     Content-Length (None: chunked or until the close); `bodiless`: no body follows."""
@@ -135,7 +141,7 @@ class ResponseHead:
     keep_alive: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponseBody:
     """A piece of the body, decoded (no chunk framing)."""
 
@@ -150,6 +156,8 @@ class ResponseEnd:
 
 
 ResponseEvent = ResponseHead | ResponseBody | ResponseEnd
+_REUSABLE = ResponseEnd(reusable=True)
+_LAST = ResponseEnd(reusable=False)
 
 
 class ResponseReader:
@@ -206,7 +214,8 @@ class ResponseReader:
             head = self._head
             assert head is not None
             # bytes after the body, which no request asked for: the connection is not reused
-            return [ResponseBody(data[:left]), ResponseEnd(head.keep_alive and len(data) == left)]
+            end = _REUSABLE if head.keep_alive and len(data) == left else _LAST
+            return [ResponseBody(data[:left]), end]
         if not self._done:
             try:
                 self._parser.feed_data(data)
@@ -228,7 +237,7 @@ class ResponseReader:
         if any(name == b"transfer-encoding" for name, _ in head.headers):
             return None  # chunked: the last chunk never came
         self._done = True
-        return [ResponseEnd(reusable=False)]
+        return [_LAST]
 
     # --- httptools callbacks --------------------------------------------------------
 
@@ -280,7 +289,7 @@ class ResponseReader:
         self._done = True
         head = self._head
         assert head is not None
-        self._events.append(ResponseEnd(reusable=head.keep_alive))
+        self._events.append(_REUSABLE if head.keep_alive else _LAST)
 
 
 class _Stop(Exception):
@@ -305,17 +314,16 @@ def response_head(
         line = b"HTTP/1.1 %d %s\r\n" % (head.status, head.reason)
     else:
         line = b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))
-    replaced = {name.lower().encode("latin-1") for name, _ in extra}
-    if via is not None:
-        replaced.add(b"via")  # the upstream's `Via` comes first in ours
     dropped = _dropped(head.headers, None)
+    if extra or via is not None:
+        replaced = {name.lower().encode("latin-1") for name, _ in extra}
+        if via is not None:
+            replaced.add(b"via")  # the upstream's `Via` comes first in ours
+        dropped = dropped.union(replaced)
     lines = [line]
-    lines.extend(
-        b"%s: %s\r\n" % (name, value)
-        for name, value in head.headers
-        if name not in dropped and name not in replaced
-    )
-    lines.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in extra)
+    lines += [b"%s: %s\r\n" % header for header in head.headers if header[0] not in dropped]
+    if extra:
+        lines += [f"{name}: {value}\r\n".encode("latin-1") for name, value in extra]
     if body_length is not None:
         lines.append(b"content-length: %d\r\n" % body_length)
     elif chunked:

@@ -36,6 +36,9 @@ __all__ = [
 
 #: The most one read of an upstream's answer takes.
 UPSTREAM_RECV_BYTES = 256 * 1024
+#: A pooled connection idle for less than this is not checked before a request that can
+#: be retried (`UpstreamPool.acquire`): servers close idle connections after seconds.
+RECENT_IDLE_S = 1.0
 #: The receive buffer of an upstream connection (the kernel caps it at net.core.rmem_max).
 UPSTREAM_RCVBUF_BYTES = 4 * 1024 * 1024
 
@@ -86,6 +89,17 @@ class UpstreamTransport:
             except BlockingIOError:
                 await trio.lowlevel.wait_readable(raw)
 
+    def receive_nowait(self) -> bytes | None:
+        """What is there already (`b""`: the upstream closed), or None when nothing is:
+        the common case when an answer is read just after a send yielded, with no wait
+        and so no deadline to set. Over TLS always None (`receive` reads records)."""
+        if self._tls is not None:
+            return None
+        try:
+            return self._raw.recv(UPSTREAM_RECV_BYTES)
+        except BlockingIOError:
+            return None
+
     def still_open(self) -> bool:
         """Whether an idle connection is still usable: the upstream has not closed it (a FIN
         or an RST waiting) nor, in plain TCP, sent anything unasked (over TLS, a session
@@ -127,8 +141,13 @@ class UpstreamPool:
     def idle(self) -> int:
         return len(self._idle)
 
-    async def acquire(self) -> PooledConnection:
-        """A connection: an idle one, else a new one; `UpstreamError` if none in time."""
+    async def acquire(self, retriable: bool = False) -> PooledConnection:
+        """A connection: an idle one, else a new one; `UpstreamError` if none in time.
+
+        An idle connection is checked first (`still_open`, one system call) unless the
+        request is `retriable` (sent again on a new connection when a reused one fails
+        before any byte of its answer) and the connection went idle less than
+        `RECENT_IDLE_S` ago: then a stale one costs a retry, and a fresh one costs nothing."""
         config = self.config
         slots = self._slots
         if slots.value:
@@ -144,7 +163,10 @@ class UpstreamPool:
             now = trio.current_time() if idle else 0.0
             while idle:
                 conn = idle.pop()
-                if now - conn.idle_since < config.pool_idle_timeout_s and conn.transport.still_open():
+                idle_s = now - conn.idle_since
+                if idle_s < config.pool_idle_timeout_s and (
+                    (retriable and idle_s < RECENT_IDLE_S) or conn.transport.still_open()
+                ):
                     conn.reused = True
                     return conn
                 conn.transport.close()

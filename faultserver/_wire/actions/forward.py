@@ -76,7 +76,7 @@ async def forward(turn: Turn, action: Forward | None) -> Outcome:
     read_s = upstream.read_timeout_s
     started = trio.current_time()
     try:
-        conn = await pool.acquire()
+        conn = await pool.acquire(retriable=stream is None)
     except UpstreamError as exc:
         return await relay.failed(exc, started)
     reusable = False
@@ -172,12 +172,14 @@ async def read_events(
     """The events of the next read (none is an error: each read brings some, or more bytes)."""
     while True:
         try:
-            with trio.move_on_after(read_s) as waiting:
-                data = await transport.receive()
+            data = transport.receive_nowait()
+            if data is None:  # only a read that waits needs a deadline (a cancel scope)
+                with trio.move_on_after(read_s) as waiting:
+                    data = await transport.receive()
+                if waiting.cancelled_caught:
+                    raise UpstreamError("timeout", "read", f"no byte within {read_s}s")
         except OSError as exc:
             raise translate(exc, "read") from exc
-        if waiting.cancelled_caught:
-            raise UpstreamError("timeout", "read", f"no byte within {read_s}s")
         if not data:
             ended = reader.feed_eof()
             if ended is None:
