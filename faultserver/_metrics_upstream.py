@@ -24,6 +24,10 @@ class UpstreamStats:
     __slots__ = ("errors", "latency_buckets", "latency_count", "latency_sum_s", "responses")
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Every count back to zero (`POST /reset`)."""
         #: status class ("2xx"...) -> answers
         self.responses: collections.Counter[str] = collections.Counter()
         #: (reason, phase) -> failures

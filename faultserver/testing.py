@@ -390,9 +390,10 @@ class FaultServer:
         count: int = self._call_sync(self._server.drop, name, parse_how(how), idle_only)
         return count
 
-    def load(self, profile: ProfileSource, keep_binds: bool = False) -> None:
-        """Put a new profile in force (listeners keep their ports unless their bind changed)."""
-        parsed = load_source(profile, keep_binds=keep_binds)
+    def load(self, profile: ProfileSource, keep_binds: bool = False, upstream: str | None = None) -> None:
+        """Put a new profile in force (listeners keep their ports unless their bind changed);
+        `upstream` (`http://HOST:PORT`) is set on every listener that has none, as `serve`'s."""
+        parsed = load_source(profile, keep_binds=keep_binds, upstream=upstream)
         self._call(self._server.load, parsed)
 
     def reset(self) -> None:

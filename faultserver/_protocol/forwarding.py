@@ -202,6 +202,19 @@ class ResponseReader:
     def done(self) -> bool:
         return self._done
 
+    @property
+    def body_left(self) -> int | None:
+        """What is still to come of a body with a Content-Length (None: no such body now)."""
+        return self._left if not self._done else None
+
+    def skip_body(self) -> list[ResponseEvent]:
+        """The rest of the body (`body_left` bytes) went past this reader: the end."""
+        head = self._head
+        assert head is not None and self._left is not None and not self._done
+        self._left = 0
+        self._done = True
+        return [_REUSABLE if head.keep_alive else _LAST]
+
     def feed(self, data: bytes) -> list[ResponseEvent]:
         """The events that `data` completes (empty: more bytes are needed)."""
         left = self._left

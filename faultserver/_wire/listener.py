@@ -164,8 +164,11 @@ class ListenerRuntime:
         return ruleset
 
     def reset_stats(self) -> None:
-        """Counters back to zero; open connections and requests in flight stay counted."""
+        """Counters back to zero; open connections and requests in flight stay counted (and
+        an upstream pool's connections in use and idle, which are not counters)."""
         self.ctx.stats.reset()
+        if self.ctx.upstream is not None:
+            self.ctx.upstream.stats.reset()
 
     # --- socket and modes -----------------------------------------------------------
 

@@ -100,6 +100,11 @@ class UpstreamTransport:
         except BlockingIOError:
             return None
 
+    @property
+    def plain(self) -> bool:
+        """Plain TCP (`http://`): the socket carries the HTTP bytes themselves."""
+        return self._tls is None
+
     def still_open(self) -> bool:
         """Whether an idle connection is still usable: the upstream has not closed it (a FIN
         or an RST waiting) nor, in plain TCP, sent anything unasked (over TLS, a session
@@ -136,6 +141,8 @@ class UpstreamPool:
         self._slots = trio.Semaphore(config.pool_max_connections)
         self._tls_context = tls_context(config) if config.scheme == "https" else None
         self.in_use = 0
+        #: closed (a reload replaced it, or the server stops): connections given back close
+        self.closed = False
 
     @property
     def idle(self) -> int:
@@ -182,14 +189,15 @@ class UpstreamPool:
     def release(self, conn: PooledConnection, reusable: bool) -> None:
         """Give a connection back: kept idle when `reusable`, else closed."""
         self._give_back_slot()
-        if reusable:
+        if reusable and not self.closed:
             conn.idle_since = trio.current_time()
             self._idle.append(conn)
         else:
             conn.transport.close()
 
     def close(self) -> None:
-        """Close the idle connections (at reload or stop)."""
+        """Close the idle connections (at reload or stop), and those in use as they come back."""
+        self.closed = True
         for conn in self._idle:
             conn.transport.close()
         self._idle.clear()

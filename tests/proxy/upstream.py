@@ -10,7 +10,7 @@ with a route per behaviour a proxy must relay or survive.
 - `/cut/N`: a head that promises 2N bytes, N of them, then FIN
 - `/reset`: RST without an answer; `/fin`: FIN without an answer; `/garbage`: not HTTP
 - anything else: `200 ok` with a small text body
-Every connection is counted (`connections`), so tests can see the pool's reuse.
+Every connection is counted (`connections`, and `open` now), so tests can see the pool's reuse.
 """
 
 from __future__ import annotations
@@ -57,6 +57,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.lock:
             self.server.connections += 1
+            self.server.open += 1
+
+    def finish(self) -> None:
+        super().finish()
+        with self.server.lock:
+            self.server.open -= 1
 
     def do_HEAD(self) -> None:
         self.do_GET()
@@ -187,6 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     connections = 0
+    open = 0
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -206,6 +213,11 @@ class Upstream:
     @property
     def connections(self) -> int:
         return self._server.connections
+
+    @property
+    def open(self) -> int:
+        """Connections open now (the proxy has not closed them)."""
+        return self._server.open
 
     def __enter__(self) -> Upstream:
         self._thread.start()

@@ -33,7 +33,8 @@ from ..._protocol.forwarding import (
 from ..._protocol.http1_streaming import BodyStream
 from .. import timer
 from ..request_body import BODY, BodyStalledError, RequestBody
-from ..transport import PEER_GONE, Transport
+from ..splice import SPLICE_AVAILABLE, SPLICE_MIN_BYTES, ClientStalledError, splice_body
+from ..transport import PEER_GONE, SocketTransport, Transport
 from ..tunnel import tunnel
 from ..upstream import PooledConnection, UpstreamError, UpstreamPool, UpstreamTransport, translate
 from .base import FIN, GONE, KEEP, RST, ActionUnit, Ending, Outcome, Turn
@@ -253,7 +254,30 @@ class _Relay:
             if sending.cancelled_caught:
                 self.client_stalled = True
                 return False
+            left = self.reader.body_left
+            if left is not None and left >= SPLICE_MIN_BYTES and self._plain(conn):
+                assert isinstance(self.transport, SocketTransport)
+                try:
+                    await splice_body(conn.transport.sock, self.transport.sock, left, read_s)
+                except ClientStalledError:
+                    self.client_stalled = True
+                    return False
+                events = self.reader.skip_body()
+                continue
             events = await read_events(conn.transport, self.reader, read_s)
+
+    def _plain(self, conn: PooledConnection) -> bool:
+        """Whether the rest of the body may go in the kernel (`splice.py`): bytes relayed
+        as they are (no cut, rate, re-framing or other body), plain TCP both ways."""
+        return (
+            SPLICE_AVAILABLE
+            and type(self.transport) is SocketTransport
+            and conn.transport.plain
+            and self.cut_left is None
+            and self.then.rate_bytes_per_s is None
+            and not self.chunked
+            and (self.action is None or self.action.body is None)
+        )
 
     def _head(self, head: ResponseHead) -> None:
         action = self.action
