@@ -79,6 +79,7 @@ async def forward(turn: Turn, action: Forward | None) -> Outcome:
     try:
         conn = await pool.acquire(retriable=stream is None)
     except UpstreamError as exc:
+        relay.reader.close()
         return await relay.failed(exc, started)
     reusable = False
     try:
@@ -103,6 +104,7 @@ async def forward(turn: Turn, action: Forward | None) -> Outcome:
                 conn.transport.close()
                 conn.reused = False
                 conn.transport = (await pool.fresh()).transport
+                relay.reader.close()
                 relay.reader = ResponseReader(request.method == "HEAD")
                 events = await _exchange(conn.transport, head, request.body, relay.reader, read_s)
         latency_s = trio.current_time() - started
@@ -121,6 +123,7 @@ async def forward(turn: Turn, action: Forward | None) -> Outcome:
     except UpstreamError as exc:
         return await relay.failed(exc, started)
     finally:
+        relay.reader.close()
         pool.release(conn, reusable)
     return await relay.ending()
 
