@@ -1,16 +1,18 @@
 """Proxy mode's figures (issue 13), with same-run references. Quick runs: a few seconds each.
 
-    python bench/proxy.py [--seconds 3] [--download-mb 1024]
+    python bench/proxy.py [--seconds 3] [--pairs 4] [--download-mb 1024]
 
 Prints, against an nginx upstream serving a 3-byte file and a large file:
   1. keep-alive GET throughput (wrk -t1 -c50) through faultserver's proxy, through a bare
      Trio + httptools forwarder (bench/baseline_proxy.py) and through nginx's proxy_pass
-     (the machine's limit, for reference); A/B runs alternate which goes first;
+     (the machine's limit, for reference); A/B runs alternate which goes first; also the
+     CPU time each Python process spent per request (/proc/PID/stat), steadier than rates
+     on a shared machine;
   2. added latency at one connection: p50 and p99 of sequential GETs through faultserver
      minus those of the same GETs sent to nginx directly;
   3. a streamed download of --download-mb through faultserver with curl: its throughput
-     against curl straight to nginx, and faultserver's RSS growth (peak RSS during the
-     download less RSS before it);
+     against curl straight to nginx (after one download that puts the file in the page
+     cache), and faultserver's RSS growth (peak RSS during the download less RSS before it);
   4. why the upstream side parses with httptools: the CPU time to parse one nginx answer
      with h11 (the parser under httpcore) and with proxy mode's httptools `ResponseReader`.
 """
@@ -84,16 +86,38 @@ def spawn(args: list[str], port: int) -> subprocess.Popen[bytes]:
     return proc
 
 
-def wrk(port: int, seconds: int) -> float:
+def cpu_s(pid: int) -> float:
+    """The CPU time (user and system) `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(port: int, seconds: int, pid: int | None = None) -> tuple[float, float]:
+    """Requests per second, and the CPU time `pid` spent per request meanwhile (us)."""
+    before = cpu_s(pid) if pid is not None else 0.0
     out = subprocess.run(
         ["wrk", "-t1", "-c50", f"-d{seconds}s", f"http://127.0.0.1:{port}/ok.txt"],
         capture_output=True, text=True, timeout=seconds + 60,
     ).stdout
+    used = cpu_s(pid) - before if pid is not None else 0.0
     if re.search(r"Non-2xx or 3xx responses|Socket errors", out):
         raise RuntimeError(f"wrk saw errors on port {port}: {out}")
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
+    count = re.search(r"(\d+) requests in", out)
+    assert match and count, out
+    return float(match.group(1)), used / int(count.group(1)) * 1e6
+
+
+def runs(results: list[tuple[float, float]]) -> str:
+    return ", ".join(f"{x:.0f}" for x, _ in results)
+
+
+def cpus(results: list[tuple[float, float]]) -> str:
+    return ", ".join(f"{x:.0f}" for _, x in results)
+
+
+def load_average() -> str:
+    return Path("/proc/loadavg").read_text().split()[0]
 
 
 def latencies_ms(port: int, count: int) -> list[float]:
@@ -178,6 +202,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--download-mb", type=int, default=1024)
     parser.add_argument("--latency-count", type=int, default=2000)
+    parser.add_argument("--pairs", type=int, default=4, help="A/B pairs of throughput runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -197,8 +222,11 @@ def main() -> None:
             fs = spawn([PY, "-m", "faultserver", "run", str(profile), "--log-level", "warning"], fs_port)
             procs.append(fs)
             baseline = [PY, str(HERE / "baseline_proxy.py"), str(base_port), str(upstream_port)]
-            procs.append(spawn(baseline, base_port))
-            report(args, fs.pid, upstream_port, nginx_proxy, fs_port, base_port)
+            bare = spawn(baseline, base_port)
+            procs.append(bare)
+            print(f"load average {load_average()} at the start")
+            report(args, (fs.pid, bare.pid), upstream_port, nginx_proxy, fs_port, base_port)
+            print(f"load average {load_average()} at the end")
             parse_costs()
         finally:
             for proc in reversed(procs):
@@ -206,26 +234,31 @@ def main() -> None:
 
 
 def report(
-    args: argparse.Namespace, fs_pid: int, upstream: int, nginx_proxy: int, fs: int, base: int
+    args: argparse.Namespace, pids: tuple[int, int], upstream: int, nginx_proxy: int, fs: int, base: int
 ) -> None:
     s = args.seconds
+    fs_pid, bare_pid = pids
     for port in (fs, base, nginx_proxy):
         wrk(port, 1)  # warm up
-    ours, theirs = [], []
-    for i in range(2):
+    ours: list[tuple[float, float]] = []
+    theirs: list[tuple[float, float]] = []
+    for i in range(args.pairs):  # A/B pairs, alternating which goes first
         if i % 2 == 0:
-            ours.append(wrk(fs, s))
-            theirs.append(wrk(base, s))
+            ours.append(wrk(fs, s, fs_pid))
+            theirs.append(wrk(base, s, bare_pid))
         else:
-            theirs.append(wrk(base, s))
-            ours.append(wrk(fs, s))
-    reference = wrk(nginx_proxy, s)
-    direct = wrk(upstream, s)
-    a, b = statistics.mean(ours), statistics.mean(theirs)
-    print(f"1 keep-alive GET throughput (wrk -t1 -c50, {s} s runs, 3-byte body from nginx)")
-    print(f"  faultserver proxy:          {a:9.0f} req/s  (runs: {', '.join(f'{x:.0f}' for x in ours)})")
-    print(f"  bare trio+httptools proxy:  {b:9.0f} req/s  (runs: {', '.join(f'{x:.0f}' for x in theirs)})")
+            theirs.append(wrk(base, s, bare_pid))
+            ours.append(wrk(fs, s, fs_pid))
+    reference, _ = wrk(nginx_proxy, s)
+    direct, _ = wrk(upstream, s)
+    a, b = statistics.median(x for x, _ in ours), statistics.median(x for x, _ in theirs)
+    cpu_a, cpu_b = statistics.median(x for _, x in ours), statistics.median(x for _, x in theirs)
+    print(f"1 keep-alive GET throughput (wrk -t1 -c50, {s} s runs, 3-byte body from nginx; medians)")
+    print(f"  faultserver proxy:          {a:9.0f} req/s  (runs: {runs(ours)})")
+    print(f"  bare trio+httptools proxy:  {b:9.0f} req/s  (runs: {runs(theirs)})")
     print(f"  ratio faultserver/bare:     {a / b:9.2f}      (target >= 0.8)")
+    print(f"  CPU per request: faultserver {cpu_a:.1f} us ({cpus(ours)}), bare {cpu_b:.1f} us "
+          f"({cpus(theirs)}): ratio bare/faultserver {cpu_b / cpu_a:.2f}")
     print(f"  nginx proxy_pass reference: {reference:9.0f} req/s; nginx direct: {direct:.0f} req/s")
     n = args.latency_count
     latencies_ms(fs, 200)
@@ -238,6 +271,7 @@ def report(
           f"through faultserver p50 {pct(proxied_ms, 0.5):.3f} ms p99 {pct(proxied_ms, 0.99):.3f} ms")
     print(f"  added: p50 {p50:.3f} ms, p99 {p99:.3f} ms  (target <= 0.3 ms)")
     mb = args.download_mb
+    curl_download(upstream, "big.bin", None)  # nginx reads the file once: neither path pays for it
     before = rss_kb(fs_pid)
     throughs, directs, peaks = [], [], []
     for _ in range(2):  # alternating, twice: this machine is shared

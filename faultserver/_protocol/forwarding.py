@@ -12,6 +12,7 @@ client) or by the close (HTTP/1.0 client), since the reader hands over the body 
 from __future__ import annotations
 
 import http
+import re
 from dataclasses import dataclass
 
 import httptools
@@ -25,6 +26,7 @@ __all__ = [
     "ResponseEnd",
     "ResponseHead",
     "ResponseReader",
+    "relayed_head",
     "request_head",
     "response_head",
     "response_via",
@@ -130,15 +132,40 @@ def _via(version: str, pseudonym: str, earlier: bytes | None) -> bytes:
 
 @dataclass(slots=True)
 class ResponseHead:
-    """The upstream's status line and headers (names lower case). `length`: its
-    Content-Length (None: chunked or until the close); `bodiless`: no body follows."""
+    """The upstream's status line and headers: `raw`, their bytes as they came (up to and
+    including the blank line), and `headers` (names lower case) read from them when asked.
+    `length`: its Content-Length (None: chunked or until the close); `bodiless`: no body
+    follows; `chunked`: its body is chunked."""
 
     status: int
-    reason: bytes
-    headers: list[tuple[bytes, bytes]]
+    raw: bytes
     length: int | None
     bodiless: bool
     keep_alive: bool
+    chunked: bool = False
+    _headers: list[tuple[bytes, bytes]] | None = None
+
+    @property
+    def reason(self) -> bytes:
+        parts = self.raw.split(b"\n", 1)[0].rstrip(b"\r").split(b" ", 2)
+        return parts[2] if len(parts) > 2 else b""
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """`(name, value)` pairs, names lower case, values without surrounding blanks."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = [
+                (name.strip().lower(), value.strip(b" \t"))
+                for name, _, value in (line.partition(b":") for line in _header_lines(self.raw))
+            ]
+        return headers
+
+
+def _header_lines(raw: bytes) -> list[bytes]:
+    """The header lines of a head (the status line and the blank line left out)."""
+    lines = raw.split(b"\n")[1:]
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines if line not in (b"", b"\r")]
 
 
 @dataclass(slots=True)
@@ -173,10 +200,10 @@ class ResponseReader:
         "_done",
         "_events",
         "_head",
-        "_headers",
+        "_interim",
         "_left",
         "_parser",
-        "_reason",
+        "_pending",
         "head_only",
         "tunnel_start",
     )
@@ -185,8 +212,10 @@ class ResponseReader:
         self.head_only = head_only
         self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self._events: list[ResponseEvent] = []
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._reason = b""
+        #: the bytes fed since the answer began, until its head is complete (usually one read)
+        self._pending = b""
+        #: interim answers (1xx but 101) skipped so far: their heads come first in `_pending`
+        self._interim = 0
         self._head: ResponseHead | None = None
         self._done = False
         #: what is left of a body with a Content-Length (None: no such body, or not yet)
@@ -231,6 +260,8 @@ class ResponseReader:
             return [ResponseBody(data[:left]), end]
         parser = self._parser
         if not self._done and parser is not None:
+            if self._head is None:  # the head is read from these bytes once complete
+                self._pending = self._pending + data if self._pending else data
             try:
                 parser.feed_data(data)
             except httptools.HttpParserUpgrade as exc:  # a 101: the rest is the new protocol
@@ -254,41 +285,32 @@ class ResponseReader:
         head = self._head
         if self._done or head is None or head.length is not None or head.bodiless:
             return None
-        if any(name == b"transfer-encoding" for name, _ in head.headers):
+        if head.chunked:
             return None  # chunked: the last chunk never came
         self._done = True
         return [_LAST]
 
     # --- httptools callbacks --------------------------------------------------------
-
-    def on_status(self, reason: bytes) -> None:
-        self._reason += reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self._head is None:  # trailers come through here too: dropped
-            self._headers.append((name.lower(), value))
+    # No `on_header`: the head is read from its bytes (`ResponseHead.raw`), which a plain
+    # forward relays as they came; nine callbacks per answer cost more than the answer.
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         assert parser is not None  # called from its `feed_data`
         status = parser.get_status_code()
         if 100 <= status < 200 and status != 101:
-            self._headers = []
-            self._reason = b""
+            self._interim += 1
             return
+        raw = _final_head(self._pending, self._interim)
+        self._pending = b""
+        lowered = raw.lower()
+        chunked = b"\ntransfer-encoding:" in lowered
         length = None
-        chunked = False
-        for name, value in self._headers:
-            if name == b"content-length" and value.strip().isdigit():
-                length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = True
-        if chunked:
-            length = None
+        if not chunked:
+            found = _CONTENT_LENGTH.search(lowered)
+            length = int(found.group(1)) if found is not None else None
         bodiless = self.head_only or status in (101, 204, 304)
-        self._head = ResponseHead(
-            status, self._reason, self._headers, length, bodiless, parser.should_keep_alive()
-        )
+        self._head = ResponseHead(status, raw, length, bodiless, parser.should_keep_alive(), chunked)
         self._events.append(self._head)
         if length is not None and not bodiless:
             self._left = length
@@ -312,6 +334,25 @@ class ResponseReader:
         head = self._head
         assert head is not None
         self._events.append(_REUSABLE if head.keep_alive else _LAST)
+
+
+#: A Content-Length header's value, in a lower-cased head (httptools checked its syntax).
+_CONTENT_LENGTH = re.compile(rb"\ncontent-length[ \t]*:[ \t]*(\d+)")
+
+
+def _final_head(data: bytes, interim: int) -> bytes:
+    """The head of the final answer in `data`: after `interim` bodiless 1xx heads."""
+    start = 0
+    head = data
+    for _ in range(interim + 1):
+        end = data.find(b"\r\n\r\n", start)
+        if end >= 0:
+            end += 4
+        else:  # bare line feeds, which httptools lets pass
+            end = data.find(b"\n\n", start)
+            end = end + 2 if end >= 0 else len(data)
+        head, start = data[start:end], end
+    return head
 
 
 class _Stop(Exception):
@@ -358,6 +399,34 @@ def response_head(
         lines.append(b"connection: keep-alive\r\n")
     lines.append(b"\r\n")
     return b"".join(lines)
+
+
+#: The hop-by-hop names (less the framing, which a relayed head keeps), as a head line starts.
+_HOP_LINE = re.compile(
+    rb"\r\n(connection|proxy-connection|keep-alive|te|trailer|transfer-encoding|upgrade"
+    rb"|proxy-authorization|proxy-authenticate|expect)[ \t]*:([^\r\n]*)"
+)
+_CONNECTION_LINE = re.compile(rb"\r\nconnection[ \t]*:[^\r\n]*", re.IGNORECASE)
+
+
+def relayed_head(head: ResponseHead, *, close: bool, keep_alive_1_0: bool) -> bytes | None:
+    """The upstream's head as it came, for a plain forward (the status, headers and
+    framing kept), when the only hop-by-hop header in it is `Connection: keep-alive` (which
+    goes: it was the upstream connection's); None when it needs `response_head`'s rebuild.
+    As `response_head`, the client connection's own `Connection` header is added."""
+    raw = head.raw
+    if not raw.startswith(b"HTTP/1.1 ") or not raw.endswith(b"\r\n\r\n"):
+        return None
+    found = _HOP_LINE.findall(raw.lower())
+    if found:
+        if len(found) > 1 or found[0][0] != b"connection" or found[0][1].strip() != b"keep-alive":
+            return None
+        raw = _CONNECTION_LINE.sub(b"", raw, count=1)
+    if close:
+        return raw[:-2] + b"connection: close\r\n\r\n"
+    if keep_alive_1_0:
+        return raw[:-2] + b"connection: keep-alive\r\n\r\n"
+    return raw
 
 
 def response_via(head: ResponseHead, pseudonym: str) -> bytes:

@@ -26,6 +26,7 @@ from ..._protocol.forwarding import (
     ResponseEvent,
     ResponseHead,
     ResponseReader,
+    relayed_head,
     request_head,
     response_head,
     response_via,
@@ -306,18 +307,34 @@ class _Relay:
             self.close = False
             switched = next((v for n, v in head.headers if n == b"upgrade"), b"").decode("latin-1")
             extra = (*extra, ("connection", "upgrade"), ("upgrade", switched))
-        data = response_head(
+        keep_alive_1_0 = request.http_version == "1.0" and not self.close
+        data = None
+        plain = action is None and upstream.via is None and head.status != 101 and not self.chunked
+        if plain and length == head.length:
+            # a plain forward: the upstream's head as it came, when it can be
+            data = relayed_head(head, close=self.close, keep_alive_1_0=keep_alive_1_0)
+        if data is None:
+            data = self._rebuilt_head(head, length, extra, keep_alive_1_0)
+        self._queue(data)
+        self.head_sent = True
+
+    def _rebuilt_head(
+        self, head: ResponseHead, length: int | None, extra: tuple[tuple[str, str], ...], keep_alive_1_0: bool
+    ) -> bytes:
+        """The head for the client, rebuilt (`response_head`): hop-by-hop headers out, the
+        status, headers, framing and `Via` this relay says in."""
+        action = self.action
+        via = self.pool.config.via
+        return response_head(
             head,
-            status=status,
+            status=action.status if action is not None else None,
             extra=extra,
             body_length=length,
             chunked=self.chunked,
             close=self.close,
-            keep_alive_1_0=request.http_version == "1.0" and not self.close,
-            via=response_via(head, upstream.via) if upstream.via is not None else None,
+            keep_alive_1_0=keep_alive_1_0,
+            via=response_via(head, via) if via is not None else None,
         )
-        self._queue(data)
-        self.head_sent = True
 
     def _queue(self, data: bytes) -> None:
         """For the client, cut after `then`'s bytes."""
