@@ -1,0 +1,103 @@
+"""Proxy mode's answer reader and relayed head, from bytes, with no socket: the head is read
+from its own bytes, and a plain forward relays it as it came unless a hop-by-hop header
+other than `Connection: keep-alive` is in it."""
+
+from __future__ import annotations
+
+import pytest
+
+from faultserver._protocol.forwarding import (
+    ResponseBody,
+    ResponseEnd,
+    ResponseHead,
+    ResponseReader,
+    relayed_head,
+)
+
+NGINX = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"
+    b'Connection: keep-alive\r\nETag: "1-3"\r\n\r\n'
+)
+
+
+def read(data: bytes, head_only: bool = False) -> tuple[ResponseHead, list[object]]:
+    reader = ResponseReader(head_only)
+    events = reader.feed(data)
+    reader.close()
+    head = events[0]
+    assert isinstance(head, ResponseHead)
+    return head, events[1:]
+
+
+def test_reader_head_is_its_bytes_and_headers_are_read_from_them() -> None:
+    head, rest = read(NGINX + b"ok\n")
+    assert (head.status, head.reason, head.length, head.keep_alive, head.chunked) == (
+        200,
+        b"OK",
+        3,
+        True,
+        False,
+    )
+    assert head.raw == NGINX
+    assert head.headers == [
+        (b"server", b"nginx"),
+        (b"content-type", b"text/plain"),
+        (b"content-length", b"3"),
+        (b"connection", b"keep-alive"),
+        (b"etag", b'"1-3"'),
+    ]
+    assert rest == [ResponseBody(b"ok\n"), ResponseEnd(reusable=True)]
+
+
+def test_reader_head_arriving_in_pieces_is_whole() -> None:
+    reader = ResponseReader(False)
+    assert reader.feed(NGINX[:20]) == []
+    assert reader.feed(NGINX[20:-1]) == []
+    events = reader.feed(NGINX[-1:] + b"ok\n")
+    assert isinstance(events[0], ResponseHead) and events[0].raw == NGINX
+    assert events[1:] == [ResponseBody(b"ok\n"), ResponseEnd(reusable=True)]
+
+
+def test_reader_skips_interim_answers_before_the_head() -> None:
+    head, rest = read(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + NGINX + b"ok\n"
+    )
+    assert (head.status, head.raw) == (200, NGINX)
+    assert rest == [ResponseBody(b"ok\n"), ResponseEnd(reusable=True)]
+
+
+def test_reader_chunked_head_has_no_length() -> None:
+    head, rest = read(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    assert (head.length, head.chunked) == (None, True)
+    assert rest == [ResponseBody(b"abc"), ResponseEnd(reusable=True)]
+
+
+def test_relayed_head_drops_only_connection_keep_alive() -> None:
+    head, _ = read(NGINX)
+    assert relayed_head(head, close=False, keep_alive_1_0=False) == NGINX.replace(
+        b"Connection: keep-alive\r\n", b""
+    )
+    assert relayed_head(head, close=True, keep_alive_1_0=False) == NGINX.replace(
+        b"Connection: keep-alive\r\n", b""
+    ).replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        b"Connection: close\r\n",
+        b"Connection: keep-alive, x-private\r\nX-Private: 1\r\n",
+        b"Keep-Alive: timeout=5\r\n",
+        b"Proxy-Authenticate: Basic\r\n",
+        b"Trailer: x-sum\r\n",
+        b"Upgrade: h2c\r\n",
+    ],
+)
+def test_relayed_head_refuses_other_hop_by_hop_headers(extra: bytes) -> None:
+    head, _ = read(NGINX.replace(b"\r\n\r\n", b"\r\n" + extra + b"\r\n"))
+    assert relayed_head(head, close=False, keep_alive_1_0=False) is None
+
+
+def test_relayed_head_refuses_http_10_upstreams() -> None:
+    head, _ = read(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert relayed_head(head, close=False, keep_alive_1_0=False) is None
