@@ -15,6 +15,7 @@ from faultserver.testing import FaultServer
 from tests.proxy.conftest import proxy_profile
 from tests.proxy.upstream import pattern_bytes
 from tests.support import net
+from tests.support.wait import wait_until
 
 MIB = 1024 * 1024
 
@@ -40,7 +41,8 @@ def test_large_download_keeps_the_connection_for_the_next_request(
             sock.sendall(net.get_request(f"/file/{size}"))
             answer = reader.read_response()
             assert answer.status == 200 and answer.body == pattern_bytes(size)
-    forwards = srv.events(type="forward")
+    # the event follows the answer's last byte out: wait for it
+    forwards = wait_until(lambda: len(srv.events(type="forward")) == 2 and srv.events(type="forward"))
     assert [(e["status"], e["reused"]) for e in forwards] == [(200, False), (200, True)]
 
 
