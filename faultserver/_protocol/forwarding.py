@@ -22,6 +22,7 @@ from .._profile.model import Upstream, UpstreamHost
 
 __all__ = [
     "HOP_BY_HOP",
+    "MAX_HEAD_BYTES",
     "ResponseBody",
     "ResponseEnd",
     "ResponseHead",
@@ -262,6 +263,8 @@ class ResponseReader:
         if not self._done and parser is not None:
             if self._head is None:  # the head is read from these bytes once complete
                 self._pending = self._pending + data if self._pending else data
+                if len(self._pending) > MAX_HEAD_BYTES:
+                    raise httptools.HttpParserError(f"the answer's head is over {MAX_HEAD_BYTES} bytes")
             try:
                 parser.feed_data(data)
             except httptools.HttpParserUpgrade as exc:  # a 101: the rest is the new protocol
@@ -336,6 +339,9 @@ class ResponseReader:
         self._events.append(_REUSABLE if head.keep_alive else _LAST)
 
 
+#: An answer's head (with the interim answers before it) may be this long, no longer: nginx
+#: stops at 4 or 8 KiB ("upstream sent too big header"); what a proxy holds stays bounded.
+MAX_HEAD_BYTES = 256 * 1024
 #: A Content-Length header's value, in a lower-cased head (httptools checked its syntax).
 _CONTENT_LENGTH = re.compile(rb"\ncontent-length[ \t]*:[ \t]*(\d+)")
 

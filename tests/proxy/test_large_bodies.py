@@ -100,3 +100,41 @@ def test_large_download_stalled_upstream_is_a_read_timeout(
     assert head.startswith(b"HTTP/1.1 200") and (body, ended) == (b"x" * (2 * MIB), "eof")
     event = srv.wait_for(type="upstream_error")
     assert (event["reason"], event["phase"], event["answer"]) == ("timeout", "read", "fin")
+
+
+@pytest.fixture
+def endless_head_upstream() -> Iterator[str]:
+    """An upstream whose answer's head never ends (a header line after another)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            try:
+                while not done.is_set():
+                    conn.sendall(b"x-filler: " + b"a" * 1000 + b"\r\n")
+            except OSError:
+                pass  # the proxy closed the connection: what this test waits for
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        done.set()
+        thread.join(10)
+        listener.close()
+
+
+def test_endless_answer_head_is_a_502_not_a_growing_buffer(
+    faultserver: Callable[..., FaultServer], endless_head_upstream: str
+) -> None:
+    srv = faultserver(proxy_profile(endless_head_upstream))
+    head, _, ended = fetch(srv, "/")
+    assert head.startswith(b"HTTP/1.1 502") and ended == "eof"
+    event = srv.wait_for(type="upstream_error")
+    assert (event["reason"], event["phase"], event["answer"]) == ("invalid", "read", 502)
+    assert "the answer's head is over" in event["error"]

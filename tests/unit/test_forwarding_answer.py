@@ -4,9 +4,11 @@ other than `Connection: keep-alive` is in it."""
 
 from __future__ import annotations
 
+import httptools
 import pytest
 
 from faultserver._protocol.forwarding import (
+    MAX_HEAD_BYTES,
     ResponseBody,
     ResponseEnd,
     ResponseHead,
@@ -101,3 +103,12 @@ def test_relayed_head_refuses_other_hop_by_hop_headers(extra: bytes) -> None:
 def test_relayed_head_refuses_http_10_upstreams() -> None:
     head, _ = read(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
     assert relayed_head(head, close=False, keep_alive_1_0=False) is None
+
+
+def test_reader_refuses_a_head_longer_than_its_bound() -> None:
+    reader = ResponseReader(False)
+    assert reader.feed(b"HTTP/1.1 200 OK\r\n") == []
+    line = b"x-filler: " + b"a" * 1000 + b"\r\n"
+    with pytest.raises(httptools.HttpParserError, match=r"^the answer's head is over 262144 bytes$"):
+        for _ in range(MAX_HEAD_BYTES // len(line) + 1):
+            reader.feed(line)
