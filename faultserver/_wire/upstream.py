@@ -36,9 +36,6 @@ __all__ = [
 
 #: The most one read of an upstream's answer takes.
 UPSTREAM_RECV_BYTES = 256 * 1024
-#: A pooled connection idle for less than this is not checked before a request that can
-#: be retried (`UpstreamPool.acquire`): servers close idle connections after seconds.
-RECENT_IDLE_S = 1.0
 #: The receive buffer of an upstream connection (the kernel caps it at net.core.rmem_max).
 UPSTREAM_RCVBUF_BYTES = 4 * 1024 * 1024
 
@@ -151,13 +148,13 @@ class UpstreamPool:
     def idle(self) -> int:
         return len(self._idle)
 
-    async def acquire(self, retriable: bool = False) -> PooledConnection:
+    async def acquire(self) -> PooledConnection:
         """A connection: an idle one, else a new one; `UpstreamError` if none in time.
 
-        An idle connection is checked first (`still_open`, one system call) unless the
-        request is `retriable` (sent again on a new connection when a reused one fails
-        before any byte of its answer) and the connection went idle less than
-        `RECENT_IDLE_S` ago: then a stale one costs a retry, and a fresh one costs nothing."""
+        An idle connection is checked first (`still_open`, one system call), even one idle
+        for a moment: an upstream may have answered unasked (a 408) and closed, and those
+        bytes must not be taken for the next request's answer. A connection that passes the
+        check and still fails before any byte of its answer costs a retry (`forward.py`)."""
         config = self.config
         if self._free:
             self._free -= 1  # the common case: no wait, so no cancel scope
@@ -175,9 +172,7 @@ class UpstreamPool:
             while idle:
                 conn = idle.pop()
                 idle_s = now - conn.idle_since
-                if idle_s < config.pool_idle_timeout_s and (
-                    (retriable and idle_s < RECENT_IDLE_S) or conn.transport.still_open()
-                ):
+                if idle_s < config.pool_idle_timeout_s and conn.transport.still_open():
                     conn.reused = True
                     return conn
                 conn.transport.close()

@@ -78,7 +78,7 @@ async def forward(turn: Turn, action: Forward | None) -> Outcome:
     read_s = upstream.read_timeout_s
     started = trio.current_time()
     try:
-        conn = await pool.acquire(retriable=stream is None)
+        conn = await pool.acquire()
     except UpstreamError as exc:
         relay.reader.close()
         return await relay.failed(exc, started)
