@@ -313,7 +313,8 @@ def figures_13_14(w: WorkersSettings, workdir: Path, rows: list[Row], only: set[
             with run.holding(two.port("api"), w.held), run.holding(one.port("api"), w.held):
                 for server in (two, one):
                     _wait_open(server, w.held)
-                spread = "/".join(str(run.open_fds(pid) - fds) for pid, fds in zip(two.servers(), own_fds))
+                now = [run.open_fds(pid) for pid in two.servers()]
+                spread = "/".join(str(n - fds) for n, fds in zip(now, own_fds, strict=True))
                 a_rates, b_rates, ratios, _ = pairs(w.pairs, True)
             ratio = statistics.median(ratios)
             rows.append(Row(
