@@ -37,6 +37,7 @@ def test_bench_quick_prints_a_number_for_every_workers_figure() -> None:
         assert result in ("ok", "MISSED"), f"{figure}: {result!r}"
         if figure.startswith("13 "):
             assert re.search(r"--workers 1 [\d,]+ req/s", reference), reference
+            assert re.search(r"events reaching the parent: \d+%", value), value
             if shutil.which("nginx") or shutil.which("/usr/sbin/nginx"):
                 assert re.search(r"nginx 2 workers [\d,]+ req/s", reference), reference
         if figure.startswith("15 "):
