@@ -64,6 +64,9 @@ START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 #: How much longer start-up may take with `workers` > 1 (each worker is a new Python process).
 WORKERS_START_TIMEOUT_S = 30.0
+#: How much longer stop() waits with `workers` > 1 (the parent gives its workers 10 s to
+#: close their connections before SIGKILL).
+WORKERS_STOP_TIMEOUT_S = 15.0
 #: Where listeners are rebound unless `keep_binds=True`.
 LOCAL_HOST = "127.0.0.1"
 
@@ -259,7 +262,9 @@ class FaultServer:
             max_subscribers=max_subscribers,
             followers=[self._follow_events],
         )
-        self._start_timeout_s = START_TIMEOUT_S + (WORKERS_START_TIMEOUT_S if workers != 1 else 0.0)
+        fleet = workers != 1
+        self._start_timeout_s = START_TIMEOUT_S + (WORKERS_START_TIMEOUT_S if fleet else 0.0)
+        self._stop_timeout_s = STOP_TIMEOUT_S + (WORKERS_STOP_TIMEOUT_S if fleet else 0.0)
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
@@ -301,9 +306,9 @@ class FaultServer:
                 _blocking(trio.from_thread.run_sync, self._server.stop, trio_token=self._token)
             except trio.RunFinishedError:
                 pass
-        self._thread.join(STOP_TIMEOUT_S)
+        self._thread.join(self._stop_timeout_s)
         if self._thread.is_alive():
-            raise FaultserverError(f"faultserver did not stop within {STOP_TIMEOUT_S:g} s")
+            raise FaultserverError(f"faultserver did not stop within {self._stop_timeout_s:g} s")
         self._thread = None
         if self._error is not None:
             error, self._error = self._error, None
