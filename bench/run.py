@@ -6,6 +6,7 @@
     python bench/run.py --only 7,8,9  # the TLS figures (not in the default set yet)
     python bench/run.py --only 10,11  # the HTTP/2 figures (not in the default set yet; h2load)
     python bench/run.py --only 12     # figure 1 with the dashboard open in headless Chromium
+    python bench/run.py --only 13,14,15  # run --workers 2 against 1 (bench/workers.py)
 
 Prints one table row per figure: the value, the target, and the reference measured in
 the same run. Everything runs on 127.0.0.1; servers are separate processes (faultserver
@@ -1250,6 +1251,13 @@ def _newest_event_id(control: str) -> int:
 # --- the table ----------------------------------------------------------------------
 
 
+def workers_bench():
+    """bench/workers.py: figures 13 to 15 (`run --workers N`), imported when asked for."""
+    import workers
+
+    return workers
+
+
 def print_table(rows: list[Row], header: str) -> None:
     cols = ["figure", "value", "target", "reference", "result"]
     table = [[r.figure, r.value, r.target, r.reference,
@@ -1268,13 +1276,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a short smoke of every figure")
     parser.add_argument("--only", default="1,2,3,4,5,6",
                         help="figures to run, e.g. 1,4; the TLS figures 7,8,9, the HTTP/2 figures "
-                        "10,11 and the dashboard figure 12 run when named")
+                        "10,11, the dashboard figure 12 and the --workers figures 13,14,15 run when named")
     args = parser.parse_args(argv)
     only = {int(x) for x in args.only.split(",") if x.strip()}
     s = QUICK if args.quick else FULL
     tls = TLS_QUICK if args.quick else TLS_FULL
     h2s = H2_QUICK if args.quick else H2_FULL
     dash = DASH_QUICK if args.quick else DASH_FULL
+    ws = workers_bench().WORKERS_QUICK if args.quick else workers_bench().WORKERS_FULL  # figures 13-15
     raise_nofile()
     version = wrk_version()
     header = (
@@ -1298,6 +1307,8 @@ def main(argv: list[str] | None = None) -> int:
         ({10}, lambda wd: figure_10(h2s, wd, rows), "10 h2 throughput"),
         ({11}, lambda wd: figure_11(h2s, wd, rows), "11 RSS growth, h2 streams held"),
         ({12}, lambda wd: figure_12(dash, wd, rows), "12 throughput with the dashboard open"),
+        ({13, 14}, lambda wd: workers_bench().figures_13_14(ws, wd, rows, only), "13/14 --workers"),
+        ({15}, lambda wd: workers_bench().figure_15(ws, wd, rows), "15 --workers control latency"),
     ]
     with tempfile.TemporaryDirectory(prefix="faultserver-bench-") as tmp:
         for figs, step, name in steps:

@@ -10,6 +10,10 @@ the pytest fixture all hand out the same `FaultServer` handle, which can do what
 admin API can, without HTTP. Listeners are rebound to 127.0.0.1 on free ports unless
 `keep_binds=True`, so tests can run in parallel.
 
+`running(profile, workers=N)` (and `serve`) serves the listeners with N worker processes,
+as `faultserver run --workers N`: the handle drives the parent, in this process. The
+fixture stays single-process (workers=1, the default, is exactly one in-process server).
+
 A profile is a path, the name of a shipped profile (`"fin"`; a path that exists wins),
 YAML text (it has a newline), a dict or a `Profile`. The async parts (`serve()`,
 `wait_for_async`) run under asyncio and Trio alike (through anyio).
@@ -23,7 +27,7 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +39,7 @@ from ._events import Event, EventLog
 from ._profile.model import CertificateMode, Profile, Rule
 
 if TYPE_CHECKING:
+    from ._server import Server
     from ._wire.listener import ListenerRuntime
 
 __all__ = [
@@ -57,6 +62,11 @@ ProfileSource = str | os.PathLike[str] | Mapping[str, Any] | Profile
 START_TIMEOUT_S = 10.0
 #: How long stop() waits for the server's thread to end.
 STOP_TIMEOUT_S = 5.0
+#: How much longer start-up may take with `workers` > 1 (each worker is a new Python process).
+WORKERS_START_TIMEOUT_S = 30.0
+#: How much longer stop() waits with `workers` > 1 (the parent gives its workers 10 s to
+#: close their connections before SIGKILL).
+WORKERS_STOP_TIMEOUT_S = 15.0
 #: Where listeners are rebound unless `keep_binds=True`.
 LOCAL_HOST = "127.0.0.1"
 
@@ -219,7 +229,9 @@ class FaultServer:
     """A handle on a server running in a background thread.
 
     `admin`, `control`, `token`, `allowed_hosts` and `max_subscribers` are the admin API's
-    settings (as `control.*` in a profile, which they override).
+    settings (as `control.*` in a profile, which they override). `workers` > 1: the
+    listeners are served by that many worker processes (`run --workers N`), and this
+    handle drives their parent.
     """
 
     def __init__(
@@ -231,12 +243,16 @@ class FaultServer:
         token: str | None = None,
         allowed_hosts: Sequence[str] | None = None,
         max_subscribers: int | None = None,
+        workers: int = 1,
     ) -> None:
         from ._server import Server
 
+        make: Callable[..., Server] = Server
+        if workers != 1:
+            make = _fleet(workers)
         self.events_log = EventLog()
         self._cond = threading.Condition()
-        self._server = Server(
+        self._server = make(
             profile,
             control=control,
             with_admin=admin,
@@ -246,6 +262,9 @@ class FaultServer:
             max_subscribers=max_subscribers,
             followers=[self._follow_events],
         )
+        fleet = workers != 1
+        self._start_timeout_s = START_TIMEOUT_S + (WORKERS_START_TIMEOUT_S if fleet else 0.0)
+        self._stop_timeout_s = STOP_TIMEOUT_S + (WORKERS_STOP_TIMEOUT_S if fleet else 0.0)
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
@@ -256,8 +275,8 @@ class FaultServer:
     def start(self) -> FaultServer:
         self._thread = threading.Thread(target=self._thread_main, name="faultserver", daemon=True)
         self._thread.start()
-        if not self._started.wait(START_TIMEOUT_S):
-            raise FaultserverError("faultserver did not start within 10 s")
+        if not self._started.wait(self._start_timeout_s):
+            raise FaultserverError(f"faultserver did not start within {self._start_timeout_s:g} s")
         if self._error is not None:
             error, self._error = self._error, None
             self._thread.join()
@@ -287,9 +306,9 @@ class FaultServer:
                 _blocking(trio.from_thread.run_sync, self._server.stop, trio_token=self._token)
             except trio.RunFinishedError:
                 pass
-        self._thread.join(STOP_TIMEOUT_S)
+        self._thread.join(self._stop_timeout_s)
         if self._thread.is_alive():
-            raise FaultserverError(f"faultserver did not stop within {STOP_TIMEOUT_S:g} s")
+            raise FaultserverError(f"faultserver did not stop within {self._stop_timeout_s:g} s")
         self._thread = None
         if self._error is not None:
             error, self._error = self._error, None
@@ -517,6 +536,18 @@ class FaultServer:
         return f"<FaultServer {names}>"
 
 
+def _fleet(workers: int) -> Callable[..., Server]:
+    """`FleetServer` with `workers` processes (their log: warnings and errors, on stderr)."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise UsageError(f"workers: expected a whole number from 1, got {workers!r}")
+    from ._workers.fleet import FleetServer
+
+    def make(profile: Profile, **kwargs: Any) -> Server:
+        return FleetServer(profile, workers=workers, log_level="warning", **kwargs)
+
+    return make
+
+
 def _in_trio_run() -> bool:
     try:
         trio.lowlevel.current_trio_token()
@@ -566,15 +597,18 @@ def running(
     admin: bool = False,
     token: Token = None,
     upstream: str | None = None,
+    workers: int = 1,
 ) -> Iterator[FaultServer]:
     """Run a faultserver for the `with` block (any synchronous code).
 
     `token`: the admin API's token (`FROM_ENV`: FAULTSERVER_TOKEN's value); `upstream`: the
-    upstream (`http://HOST:PORT`) of every listener that has none (proxy mode)."""
+    upstream (`http://HOST:PORT`) of every listener that has none (proxy mode); `workers`:
+    worker processes serving the listeners, as `run --workers N` (1: this process serves)."""
     server = FaultServer(
         load_source(profile, keep_binds=keep_binds, upstream=upstream),
         admin=admin,
         token=resolve_token(token),
+        workers=workers,
     )
     server.start()
     try:
@@ -591,6 +625,7 @@ async def serve(
     admin: bool = False,
     token: Token = None,
     upstream: str | None = None,
+    workers: int = 1,
 ) -> AsyncIterator[FaultServer]:
     """`running()` for async code, asyncio or Trio: starts and stops without blocking the loop."""
     import anyio
@@ -600,6 +635,7 @@ async def serve(
         load_source(profile, keep_binds=keep_binds, upstream=upstream),
         admin=admin,
         token=resolve_token(token),
+        workers=workers,
     )
     await anyio.to_thread.run_sync(server.start)
     try:

@@ -174,7 +174,10 @@ class ListenerRuntime:
 
     def bind(self) -> None:
         """Bind now (synchronously, so a taken port is reported before anything starts)."""
-        self.sock = bind_listener(self.config.host, self.config.port)
+        # a fleet's parent (`remote` set: `run --workers N`, `running(workers=N)`) holds the
+        # port in the group its workers join, without setting the process-wide REUSE_PORT
+        reuse_port = self.remote is not None
+        self.sock = bind_listener(self.config.host, self.config.port, reuse_port=reuse_port)
         self.port = self.sock.getsockname()[1]
 
     async def run(self, nursery: trio.Nursery) -> None:

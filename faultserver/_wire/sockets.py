@@ -60,8 +60,11 @@ def unlisten(sock: trio.socket.SocketType) -> None:
         raise OSError(err, f"cannot stop listening: {errno.errorcode.get(err, err)}")
 
 
-def bind_listener(host: str, port: int) -> trio.socket.SocketType:
+def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> trio.socket.SocketType:
     """A bound (not yet listening) socket whose port stays ours across `unlisten`.
+
+    `reuse_port` (or `REUSE_PORT`): it joins the port's SO_REUSEPORT group, for a
+    `--workers` fleet's parent and workers.
 
     The kernel keeps an explicitly bound port through a disconnect, but gives back one
     it picked itself (port 0). So for port 0 a first socket picks the port and a second
@@ -73,7 +76,7 @@ def bind_listener(host: str, port: int) -> trio.socket.SocketType:
         s = trio.socket.socket(family, socket.SOCK_STREAM)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if REUSE_PORT:
+            if reuse_port or REUSE_PORT:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
