@@ -62,6 +62,9 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 #: Wait this long before starting again a worker that failed to start.
 RESTART_DELAY_S = 0.5
+#: A worker that has not applied a change after this long is killed (and started again
+#: with the state in force), so that no answer waits for it forever.
+ACK_TIMEOUT_S = 10.0
 
 
 def _pickled(value: Any) -> str:
@@ -97,18 +100,24 @@ class _Worker:
         self._replies: dict[int, dict[str, Any]] = {}
 
     async def request(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Send `message` and wait for its `ack` (or for the worker's end: {})."""
+        """Send `message` and wait for its `ack` (or for the worker's end: {}). A worker
+        that does not answer within ACK_TIMEOUT_S is killed (`_keep` starts it again)."""
         channel = self.channel
         if channel is None:
             return {}  # being started again: it gets the state in force at its start
         self._next_id += 1
         message_id = self._next_id
         done = self._pending[message_id] = trio.Event()
-        try:
-            await channel.send({**message, "id": message_id})
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return {}
-        await done.wait()
+        with trio.move_on_after(ACK_TIMEOUT_S) as waiting:
+            try:
+                await channel.send({**message, "id": message_id})
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return {}
+            await done.wait()
+        if waiting.cancelled_caught and self.proc is not None and self.proc.returncode is None:
+            log.error("worker did not apply %s in %.0fs worker=%d: killed", message.get("op"),
+                      ACK_TIMEOUT_S, self.index)
+            self.proc.kill()
         return self._replies.pop(message_id, {})
 
     def acked(self, message: dict[str, Any]) -> None:
@@ -247,6 +256,12 @@ class FleetServer(Server):
             )
         await super().update_listener(name, accept=accept, rules=rules)
         await self._push_rules()
+
+    def set_rules(self, name: str, rules: tuple[Rule, ...]) -> None:
+        """The parent's rules now; the workers' soon after (awaited: `update_listener`)."""
+        super().set_rules(name, rules)
+        if self._nursery is not None:
+            self._nursery.start_soon(self._push_rules)
 
     async def panic(self) -> dict[str, list[str]]:
         done = await super().panic()
@@ -392,7 +407,10 @@ class FleetServer(Server):
         channel = Channel(trio.SocketStream(trio.socket.from_stdlib_socket(ours)))
         n = len(self.workers)
         # above every id seen, in this worker's residue: ids stay unique in the fleet
-        conn_first = (self._max_conn_seen // n + 1) * n + worker.index + 1
+        seen = self._max_conn_seen
+        conn_first = seen - seen % n + worker.index + 1
+        if conn_first <= seen:
+            conn_first += n
         start = {
             "op": "start", "profile": _pickled(self._worker_profile(worker.index)),
             "index": worker.index, "workers": n, "conn_first": conn_first,

@@ -331,3 +331,31 @@ def test_the_last_close_reaches_the_events_file(tmp_path: Path) -> None:
     written = [json.loads(line) for line in out.read_text().splitlines()]
     closed = {e["conn"] for e in written if e["type"] == "peer_close"}
     assert closed == {a["conn"] for a in accepts}
+
+
+def test_peak_connections_is_the_fleets_not_a_sum_of_peaks(tmp_path: Path) -> None:
+    """One connection at a time, over both workers: the fleet never had two open at once
+    (a sum of the workers' peaks would say 2)."""
+    with cli_running(tmp_path, profile("A"), "--workers", "2") as server, server.client() as client:
+        for n in range(1, 11):
+            with socket.create_connection(addr(server), timeout=5) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+                assert s.recv(65536).endswith(b"A")
+            # the counters trail by up to 0.1 s: closed, and counted as closed
+            wait_until(
+                lambda n=n: (lambda v: (v["connections"], v["open_connections"]) == (n, 0))(
+                    client.get("/listeners/api").json()
+                )
+            )
+        assert {e["worker"] for e in events(server, type="accept")} == {0, 1}
+        listener = client.get("/listeners/api").json()
+        assert (listener["connections"], listener["peak_connections"]) == (10, 1)
+        # then 12 at once, over both workers: 12 (not the most one worker had)
+        held = [socket.create_connection(addr(server), timeout=5) for _ in range(12)]
+        for s in held:
+            s.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert s.recv(65536).endswith(b"A")
+        assert len({e["worker"] for e in events(server, type="accept")[10:]}) == 2
+        wait_until(lambda: client.get("/listeners/api").json()["peak_connections"] == 12)
+        for s in held:
+            s.close()
