@@ -290,13 +290,15 @@ class FleetServer(Server):
 
     async def _apply(self, profile: Profile) -> dict[str, Change]:
         """The parent's own, then the same profile in every worker (`load`)."""
-        self._loading = True
+        self._loading = True  # until the workers have it: no rules pushed before
         try:
             changes = await super()._apply(profile)
-        finally:
+        except BaseException:
             self._loading = False
+            raise
         with trio.CancelScope(shield=True):  # the parent changed: so must every worker
             async with self._fleet_lock:
+                self._loading = False
                 for name in changes:
                     self._region(name)
                 message = {
