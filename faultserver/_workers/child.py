@@ -44,7 +44,7 @@ from .._wire import sockets
 from .._wire.listener import ListenerRuntime
 from .budget import SharedBudget
 from .channel import Channel
-from .counts import Admission, ConnectionCounts
+from .counts import ConnectionCounts, FleetAdmission
 from .stats import STATS_INTERVAL_S, snapshot
 
 log = logging.getLogger("faultserver")
@@ -95,7 +95,7 @@ class Worker:
         """A listener just bound or reconfigured: the fleet's shared state, at once."""
         offset = self._regions.get(rt.name)
         if offset is not None:
-            rt.admission = Admission(self.counts, offset, self.index)
+            rt.admission = FleetAdmission(self.counts, offset, self.index)
         base = self._base.get(rt.name)
         if base is not None:  # a `load`: its own rules are the parent's rule set `id`
             ruleset_id, slots = base

@@ -12,7 +12,8 @@ fleet has room, and a connection it accepted as another worker took the last slo
 (not read, exactly as a connection the kernel queued) until a slot frees. So the fleet
 serves at most `max_connections` at once; the connections that wait are those in each
 worker's accept queue plus at most one held per worker (N x (backlog + 1) + N rather
-than backlog + 1 in one process). Room is looked at every `POLL_S` while full.
+than backlog + 1 in one process). While full, a worker looks for room every
+`ADMISSION_POLL_S` (10 ms).
 """
 
 from __future__ import annotations
@@ -22,10 +23,8 @@ import os
 import struct
 import tempfile
 
-__all__ = ["POLL_S", "Admission", "ConnectionCounts"]
+__all__ = ["ConnectionCounts", "FleetAdmission"]
 
-#: While the fleet is full: how often a worker looks for a free slot.
-POLL_S = 0.01
 _SLOT = struct.Struct("<q")
 
 
@@ -112,7 +111,7 @@ class ConnectionCounts:
                 pass
 
 
-class Admission:
+class FleetAdmission:
     """One listener's share of the counts, in one worker (`ListenerRuntime.admission`)."""
 
     def __init__(self, counts: ConnectionCounts, offset: int, worker: int) -> None:
@@ -128,9 +127,3 @@ class Admission:
 
     def has_room(self, limit: int) -> bool:
         return self.counts.open_now(self.offset) < limit
-
-    def peak(self) -> int:
-        return self.counts.peak(self.offset)
-
-    def reset_peak(self) -> None:
-        self.counts.reset_peak(self.offset)
