@@ -60,6 +60,8 @@ class KeepAliveClients:
         self.server = server
         self.stop = threading.Event()
         self.seen: list[list[tuple[float, str]]] = [[] for _ in range(n)]
+        #: when each answer had arrived (a request sent is not yet a request received)
+        self.received: list[list[float]] = [[] for _ in range(n)]
         self.errors: list[BaseException] = []
         self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(n)]
 
@@ -69,7 +71,9 @@ class KeepAliveClients:
             while not self.stop.is_set():
                 sent = time.monotonic()
                 conn.request("GET", "/")
-                self.seen[i].append((sent, conn.getresponse().read().decode()))
+                body = conn.getresponse().read().decode()
+                self.seen[i].append((sent, body))
+                self.received[i].append(time.monotonic())
         except BaseException as exc:  # reported by the test
             self.errors.append(exc)
         finally:
@@ -181,7 +185,13 @@ def test_rules_and_panic_reach_every_worker_before_the_answer(tmp_path: Path) ->
                 panicked = time.monotonic()
                 wait_until(lambda: all(s[-1][0] > panicked for s in clients.seen), what="more answers")
         assert done == {"panic": True, "paused": True, "opened": [], "rules_cleared": ["api"]}
-        between = {body for s in clients.seen for sent, body in s if patched <= sent < before_panic}
+        # sent after the PATCH's answer, answered before the panic was asked for
+        between = {
+            body
+            for seen, received in zip(clients.seen, clients.received, strict=False)
+            for (sent, body), done in zip(seen, received, strict=False)
+            if patched <= sent and done < before_panic
+        }
         assert between == {"C"}
         assert clients.answers_after(panicked) == {"A"}  # the profile's own rules, again
         for answers in clients.seen:
