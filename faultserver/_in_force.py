@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import trio
 
+from ._decide.rules import RuleSet
 from ._errors import StartError, UnknownListenerError
 from ._events import EventLog
 from ._profile.model import AcceptMode, CloseHow, Listener, Rule
@@ -65,10 +66,18 @@ class ListenersInForce:
         self.ca_files = ca_files if ca_files is not None else CAFiles()
         self._slots: dict[str, _Slot] = {}
         self._conn_ids = 0
+        #: connection ids go up by this much (`run --workers N`: each worker its own residue)
+        self.conn_id_step = 1
         #: schedules' phase changes are paused (`POST /schedule/pause`); new ones start paused
         self.paused = False
         #: `run --workers N`: given to each runtime built (see `ListenerRuntime.remote`)
         self.remote: Callable[[str, AcceptMode], Awaitable[None]] | None = None
+        #: `run --workers N`, in a worker: called with each runtime bound or reconfigured, at
+        #: once (before it serves with its new rules), to give it the fleet's shared state
+        self.on_built: Callable[[ListenerRuntime], None] | None = None
+        #: `run --workers N`, in the parent: awaited before each schedule phase's mode
+        #: switch, so the phase's rules reach every worker before it is announced
+        self.before_phase: Callable[[], Awaitable[None]] | None = None
 
     # --- reading --------------------------------------------------------------------
 
@@ -85,6 +94,14 @@ class ListenersInForce:
         """Each listener as a reload plan needs to know it."""
         for name, slot in self._slots.items():
             yield InForce(name, slot.rt.host, slot.rt.port, slot.rt.config.port)
+
+    def rulesets(self, name: str) -> list[RuleSet]:
+        """Every rule set listener `name` holds: in force, its own, its schedule's phases'."""
+        slot = self._slots[name]
+        found = [slot.rt.rules, slot.rt.base_rules]
+        if slot.schedule is not None:
+            found += slot.schedule.rulesets()
+        return found
 
     def binds(self) -> set[str]:
         return {slot.rt.config.bind for slot in self._slots.values()}
@@ -105,8 +122,12 @@ class ListenersInForce:
     # --- making ---------------------------------------------------------------------
 
     def _next_conn_id(self) -> int:
-        self._conn_ids += 1
+        self._conn_ids += self.conn_id_step
         return self._conn_ids
+
+    def first_conn_id(self, first: int) -> None:
+        """The next connection gets id `first` (then `first` + step...)."""
+        self._conn_ids = first - self.conn_id_step
 
     def build(self, config: Listener, seed: int, fault_header: str | None) -> ListenerRuntime:
         """A listener's runtime, not bound yet; what cannot be built is a StartError."""
@@ -134,6 +155,8 @@ class ListenersInForce:
                         f"listener {config.name}: cannot bind {config.bind}: {exc.strerror or exc}"
                     ) from None
                 made.append(rt)
+                if self.on_built is not None:
+                    self.on_built(rt)
         except BaseException:
             for rt in made:
                 rt.close()
@@ -156,7 +179,7 @@ class ListenersInForce:
                 await _set_mode(slot, rt.config.accept, "profile")
                 _log_listener(rt, "start")
                 nursery.start_soon(rt.run, nursery)
-                _start_schedule(slot, self.paused)
+                _start_schedule(slot, self.paused, self.before_phase)
                 task_status.started()
 
     async def reconfigure(self, config: Listener, seed: int, fault_header: str | None) -> None:
@@ -166,9 +189,11 @@ class ListenersInForce:
             slot.schedule.cancel()  # before the mode: the old timeline must not race it
             slot.schedule = None
         slot.rt.configure(config, seed, fault_header)
+        if self.on_built is not None:
+            self.on_built(slot.rt)
         slot.rules_by_api = False
         await _set_mode(slot, config.accept, "profile")
-        _start_schedule(slot, self.paused)
+        _start_schedule(slot, self.paused, self.before_phase)
 
     # --- what the API changes ----------------------------------------------------------
 
@@ -250,12 +275,16 @@ async def _set_mode(slot: _Slot, mode: AcceptMode, cause: str) -> None:
     slot.mode_cause = cause
 
 
-def _start_schedule(slot: _Slot, paused: bool) -> None:
+def _start_schedule(
+    slot: _Slot, paused: bool, before: Callable[[], Awaitable[None]] | None = None
+) -> None:
     schedule = slot.rt.config.schedule
     if schedule is None or not schedule.phases or slot.nursery is None:
         return
 
     async def set_mode(mode: AcceptMode, cause: str) -> bool:
+        if before is not None:
+            await before()
         await _set_mode(slot, mode, cause)
         return True
 

@@ -91,6 +91,10 @@ class ScheduleRunner:
     def cancel(self) -> None:
         self._scope.cancel()
 
+    def rulesets(self) -> list[RuleSet]:
+        """The phases' rule sets built so far (kept across cycles)."""
+        return list(self._phase_rules.values())
+
     # --- pausing (the server's Trio thread) ---------------------------------------------
 
     @property

@@ -129,6 +129,11 @@ class Server:
         """Whether the schedules' phase changes are paused (`POST /schedule/pause`)."""
         return self._in_force.paused
 
+    @property
+    def listeners_in_force(self) -> ListenersInForce:
+        """The listeners' runtimes and schedules (`run --workers N` hooks into them)."""
+        return self._in_force
+
     def in_force(self) -> list[ListenerInForce]:
         """Each listener's mode, rules and schedule, and why (`GET /state`; Trio thread)."""
         return self._in_force.in_force()
@@ -273,6 +278,10 @@ class Server:
         count = rt.drop(how, idle_only)
         self.events.emit("drop", rt.name, how=how.value, idle_only=idle_only, connections=count)
         return count
+
+    async def drop_connections(self, name: str, how: CloseHow = CloseHow.FIN, idle_only: bool = False) -> int:
+        """`POST /listeners/NAME/drop`: `drop`, which `run --workers N` does in every worker."""
+        return self.drop(name, how, idle_only)
 
     async def reset(self) -> None:
         """Back to the profile as loaded: modes, rules, times, streams, schedules (running

@@ -141,7 +141,7 @@ class _Routes:
     async def drop(self, name: str) -> Response:
         self.server.listener(name)
         how, idle_only = parse.drop_request(parse.json_body(await _body()))
-        count = self.server.drop(name, how, idle_only)
+        count = await self.server.drop_connections(name, how, idle_only)
         return json_response({"dropped": count, "how": how.value, "idle_only": idle_only})
 
     async def get_profile(self) -> Response:

@@ -56,7 +56,9 @@ class AdminServer(StateSource, Protocol):
         certificate: CertificateMode | None = None,
     ) -> None: ...
 
-    def drop(self, name: str, how: CloseHow = CloseHow.FIN, idle_only: bool = False) -> int: ...
+    async def drop_connections(
+        self, name: str, how: CloseHow = CloseHow.FIN, idle_only: bool = False
+    ) -> int: ...
 
     async def load(
         self, profile: Profile, cause: ReloadCause = ..., *, check_binds: bool = False

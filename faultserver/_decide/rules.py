@@ -124,10 +124,12 @@ def _glob(pattern: str) -> re.Pattern[str]:
 class RuleSet:
     """A listener's rules, in order, with their state. First match that acts wins."""
 
-    __slots__ = ("_connect", "_handshake", "_request", "rules")
+    __slots__ = ("_connect", "_handshake", "_request", "rules", "scope")
 
     def __init__(self, rules: Sequence[Rule], seed: int, listener: str, scope: str = "") -> None:
         self.rules = tuple(rules)
+        #: what the random streams are named after besides the listener and rule ("phase-0")
+        self.scope = scope
         prefix = (scope,) if scope else ()
         compiled = [CompiledRule(r, stream(seed, listener, *prefix, r.name)) for r in self.rules]
         self._request = tuple(c for c in compiled if c.rule.at is At.REQUEST)

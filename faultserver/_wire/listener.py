@@ -23,6 +23,7 @@ import errno
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Collection
+from typing import Protocol
 
 import trio
 
@@ -45,7 +46,7 @@ from .sockets import (
 )
 from .transport import SocketTransport
 
-__all__ = ["ListenerRuntime"]
+__all__ = ["Admission", "ListenerRuntime"]
 
 log = logging.getLogger("faultserver")
 
@@ -55,6 +56,21 @@ PLACEHOLDER_CONNECT_S = 0.05
 MAX_PLACEHOLDERS = 64
 #: Every connection task's name: one string, not one built per task (held connections add up).
 _CONNECTION_TASK = "faultserver._wire.connection.Connection.run"
+
+
+class Admission(Protocol):
+    """`run --workers N`: the open connections of the whole fleet (`_workers/counts.py`)."""
+
+    def take(self, limit: int | None) -> bool:
+        """One more open connection, unless `limit` are open; False: none taken."""
+
+    def release(self) -> None: ...
+
+    def has_room(self, limit: int) -> bool: ...
+
+
+#: While the fleet is full (`Admission`): how often to look for a free slot.
+ADMISSION_POLL_S = 0.01
 
 
 class ListenerRuntime:
@@ -97,6 +113,9 @@ class ListenerRuntime:
         self.remote: Callable[[str, AcceptMode], Awaitable[None]] | None = None
         #: accepts failed in a row for lack of resources (EMFILE...): logged once, not each time
         self._accept_failures = 0
+        #: `run --workers N`, in a worker: the fleet's count of open connections, which
+        #: `max_connections` limits (None: this process's connections are all there are)
+        self.admission: Admission | None = None
 
     # --- what the server reads --------------------------------------------------------
 
@@ -188,7 +207,12 @@ class ListenerRuntime:
                 await self._changed.wait()
                 continue
             limit = self.config.max_connections
-            if limit is not None and len(self.ctx.connections) >= limit:
+            if limit is not None and self.admission is not None:
+                if not self.admission.has_room(limit):  # another worker's connections
+                    with trio.CancelScope() as self._accepting_scope:
+                        await trio.sleep(ADMISSION_POLL_S)
+                    continue
+            elif limit is not None and len(self.ctx.connections) >= limit:
                 self._slot_freed = trio.Event()
                 with trio.CancelScope() as self._accepting_scope:
                     await self._slot_freed.wait()
@@ -219,7 +243,18 @@ class ListenerRuntime:
         peer = format_hostport(addr[0], addr[1])
         kind = Connection if self.ctx.upstream is None else ProxiedConnection
         conn = kind(self.ctx, SocketTransport(sock), peer, self._next_conn_id())
+        if self.admission is not None and not self.admission.take(self.config.max_connections):
+            nursery.start_soon(self._admit_later, conn, name=_CONNECTION_TASK)
+            return
         nursery.start_soon(conn.run, name=_CONNECTION_TASK)
+
+    async def _admit_later(self, conn: Connection) -> None:
+        """Another worker took the fleet's last slot: hold `conn` unread, as the kernel's
+        accept queue would, until a slot frees."""
+        assert self.admission is not None
+        while not self.admission.take(self.config.max_connections):
+            await trio.sleep(ADMISSION_POLL_S)
+        await conn.run()
 
     async def _accept_failed(self, exc: OSError) -> None:
         if exc.errno in ACCEPT_RESOURCE_ERRNOS:
@@ -239,6 +274,8 @@ class ListenerRuntime:
             raise exc
 
     def _connection_ended(self) -> None:
+        if self.admission is not None:
+            self.admission.release()
         self._slot_freed.set()
 
     async def set_mode(self, mode: AcceptMode, cause: str) -> bool:

@@ -1,6 +1,8 @@
 """`times: N` across workers: one budget per rule, shared through a small file.
 
-The parent writes each `times` rule's N into its own 8-byte slot of a private file; a
+The parent writes each `times` rule's N into its own 8-byte slot of a private file (new
+slots for each rule set it builds: a reload, a reset, rules set through the API, a
+schedule's phase, so each starts with its full N, as in one process); a
 worker takes one under `flock`, so the whole fleet acts N times in total, whichever
 worker the kernel gave each connection. A take costs a few system calls, and only when a
 rule with `times` has matched and drawn (not on the request path otherwise). The budget
@@ -18,21 +20,10 @@ import tempfile
 from collections.abc import Callable
 
 from .._decide.rules import RuleSet
-from .._profile.model import Profile
 
-__all__ = ["SharedBudget", "budget_slots"]
+__all__ = ["SharedBudget"]
 
 _SLOT = struct.Struct("<q")
-
-
-def budget_slots(profile: Profile) -> dict[tuple[str, int], int]:
-    """(listener, rule position) -> its slot, for every rule with `times`."""
-    slots: dict[tuple[str, int], int] = {}
-    for listener in profile.listeners:
-        for position, rule in enumerate(listener.rules):
-            if rule.times is not None:
-                slots[(listener.name, position)] = len(slots)
-    return slots
 
 
 class SharedBudget:
@@ -43,17 +34,25 @@ class SharedBudget:
         self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
 
     @classmethod
-    def create(cls, profile: Profile) -> SharedBudget:
-        """The parent's file, each slot holding its rule's `times`."""
+    def create(cls) -> SharedBudget:
+        """The parent's file, empty (`allocate` adds the slots)."""
         fd, path = tempfile.mkstemp(prefix="faultserver-times-")
-        try:
-            for listener in profile.listeners:
-                for rule in listener.rules:
-                    if rule.times is not None:
-                        os.write(fd, _SLOT.pack(rule.times))
-        finally:
-            os.close(fd)
+        os.close(fd)
         return cls(path)
+
+    def allocate(self, ruleset: RuleSet) -> list[int | None]:
+        """New slots for the `times` rules of `ruleset`, each holding its rule's N: for
+        each rule in order, its slot (None: no `times`). Only the parent allocates."""
+        slots: list[int | None] = []
+        end = os.fstat(self.fd).st_size // _SLOT.size
+        for rule in ruleset.rules:
+            if rule.times is None:
+                slots.append(None)
+                continue
+            os.pwrite(self.fd, _SLOT.pack(rule.times), end * _SLOT.size)
+            slots.append(end)
+            end += 1
+        return slots
 
     def take(self, slot: int) -> bool:
         """One from `slot`'s budget; False when it is spent."""
@@ -68,11 +67,11 @@ class SharedBudget:
         finally:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
 
-    def attach(self, listener: str, ruleset: RuleSet, slots: dict[tuple[str, int], int]) -> None:
-        """Make each `times` rule of `ruleset` take from its shared slot."""
+    def attach(self, ruleset: RuleSet, slots: list[int | None]) -> None:
+        """Make each `times` rule of `ruleset` take from its shared slot (`allocate`'s)."""
+        by_rule = {id(rule): slot for rule, slot in zip(ruleset.rules, slots, strict=True)}
         for compiled in ruleset.compiled():
-            position = next(i for i, r in enumerate(ruleset.rules) if r is compiled.rule)
-            slot = slots.get((listener, position))
+            slot = by_rule.get(id(compiled.rule))
             if slot is not None:
                 compiled.take = self._taker(slot)
 

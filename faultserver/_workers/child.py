@@ -1,38 +1,206 @@
-"""A worker process of `run --workers N` (`python -m faultserver._workers.child FD INDEX`).
+"""A worker process of `run --workers N` (`python -m faultserver._workers.child FD LEVEL`).
 
-It reads its profile (pickled, with the ports the parent bound and the modes in force)
-from the control channel on descriptor FD, serves it with a `Server` without admin API
-whose sockets join each port's SO_REUSEPORT group, says `ready`, then applies each
-`mode` message and answers `ack`, and sends its events in batches. SIGTERM, a `stop`
-message or the parent going away stop it the usual way (a FIN on every connection).
+It reads its profile (pickled, with the ports the parent bound, the modes in force and no
+schedule: the parent runs the clock) and the rule sets in force from the control channel
+on descriptor FD, serves them with a `Server` without admin API whose sockets join each
+port's SO_REUSEPORT group, says `ready`, then applies each message and answers `ack`:
+
+- `mode`: an accept mode; `drop`: connections ended (the ack says how many);
+- `rules`: rule sets defined, put in force, forgotten. Rule sets are the parent's: each
+  has an id, and its `times` rules take from the fleet's shared budget (`budget.py`);
+- `load`: a new profile (reload, reset), put in force with `Server.load`, whose listeners
+  take the fleet's rule sets the moment they are built (`Server.listeners_in_force.on_built`),
+  so no request meets rules the parent never had in force.
+
+Each message is applied between two requests (the Trio loop runs one task at a time and a
+decision never awaits), so a connection sees one profile's rules, then the next one's.
+It sends its events in batches, and its counters. SIGTERM, a `stop` message or the parent
+going away stop it the usual way (a FIN on every connection), then it sends the events of
+that last close and its last counters before it exits. A message it cannot apply ends it
+(exit code 3): the parent starts it again with the state in force.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import logging
+import os
 import pickle
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
+from .._decide.rules import RuleSet
 from .._events import EventLog, as_event
-from .._profile.model import AcceptMode, Profile
+from .._profile.model import AcceptMode, CloseHow, Profile, Rule
+from .._reload import ReloadCause
 from .._run import setup_logging
 from .._server import Server
 from .._wire import sockets
-from .budget import SharedBudget, budget_slots
+from .._wire.listener import ListenerRuntime
+from .budget import SharedBudget
 from .channel import Channel
+from .counts import ConnectionCounts, FleetAdmission
 from .stats import STATS_INTERVAL_S, snapshot
 
-#: Events the parent emits itself (the fleet's start and each mode switch, once).
-PARENT_EVENTS = frozenset({"start", "mode"})
+log = logging.getLogger("faultserver")
+
+#: Events the parent emits itself (once for the fleet), not forwarded.
+PARENT_EVENTS = frozenset({"start", "mode", "reload", "reset", "drop"})
 #: At most this many events per message to the parent.
 BATCH = 512
+#: The exit code of a worker that could not apply what the parent sent.
+FAILED_TO_APPLY = 3
+
+
+def unpickle(blob: str) -> Any:
+    return pickle.loads(base64.b64decode(blob))  # only our parent writes the channel
+
+
+class Worker:
+    """A worker's server and the fleet's state it holds: rule sets by id, shared counts."""
+
+    def __init__(self, channel: Channel, start: dict[str, Any]) -> None:
+        self.channel = channel
+        self.index: int = start["index"]
+        self.budget = SharedBudget(start["budget"])
+        self.counts = ConnectionCounts(start["counts"], start["workers"])
+        #: rule set id -> the rule set, compiled here (its own random streams)
+        self.rulesets: dict[int, RuleSet] = {}
+        #: while a `load` is applied: listener -> (id, budget slots) of its own rules
+        self._base: dict[str, tuple[int, list[int | None]]] = {}
+        self._use: dict[str, int] = {}
+        self._regions: dict[str, int] = start["regions"]
+        profile: Profile = unpickle(start["profile"])
+        # each listener starts refused (not in its port's group) until it has the fleet's
+        # rule sets and counts; then it takes the mode the parent has in force
+        self.modes = {listener.name: listener.accept for listener in profile.listeners}
+        refused = tuple(dataclasses.replace(c, accept=AcceptMode.REFUSE) for c in profile.listeners)
+        self.server = Server(
+            dataclasses.replace(profile, listeners=refused), with_admin=False, events=EventLog()
+        )
+        in_force = self.server.listeners_in_force
+        in_force.conn_id_step = start["workers"]
+        in_force.first_conn_id(start["conn_first"])
+        in_force.on_built = self._built
+        self._cursor = 0
+
+    # --- the fleet's state in this worker --------------------------------------------
+
+    def _built(self, rt: ListenerRuntime) -> None:
+        """A listener just bound or reconfigured: the fleet's shared state, at once."""
+        offset = self._regions.get(rt.name)
+        if offset is not None:
+            rt.admission = FleetAdmission(self.counts, offset, self.index)
+        base = self._base.get(rt.name)
+        if base is not None:  # a `load`: its own rules are the parent's rule set `id`
+            ruleset_id, slots = base
+            self.budget.attach(rt.base_rules, slots)
+            self.rulesets[ruleset_id] = rt.base_rules
+        use = self._use.get(rt.name)
+        if use is not None and use in self.rulesets:
+            rt.rules = self.rulesets[use]
+
+    def define(self, message: dict[str, Any], seed: int) -> None:
+        for spec in message.get("define", ()):
+            rules: tuple[Rule, ...] = unpickle(spec["rules"])
+            ruleset = RuleSet(rules, seed, spec["listener"], spec["scope"])
+            self.budget.attach(ruleset, spec["slots"])
+            self.rulesets[spec["id"]] = ruleset
+
+    def use(self, message: dict[str, Any]) -> None:
+        for name, ruleset_id in message.get("use", {}).items():
+            rt = self.server.listeners.get(name)
+            if rt is not None:
+                rt.rules = self.rulesets[ruleset_id]
+        for ruleset_id in message.get("forget", ()):
+            self.rulesets.pop(ruleset_id, None)
+
+    # --- messages ----------------------------------------------------------------------
+
+    async def apply(self, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        reply: dict[str, Any] = {}
+        server = self.server
+        if op == "mode":
+            if message["listener"] in server.listeners:  # a listener being added: its
+                await server.set_accept(message["listener"], AcceptMode(message["accept"]))
+        elif op == "rules":
+            self.define(message, server.seed)
+            self.use(message)
+        elif op == "drop":
+            rt = server.listeners.get(message["listener"])
+            if rt is not None:
+                reply["count"] = rt.drop(CloseHow(message["how"]), message["idle_only"])
+        elif op == "load":
+            await self.load(message)
+            if message.get("reset"):
+                for name, rt in server.listeners.items():
+                    rt.reset_stats()
+                    if name in self._regions:
+                        self.counts.reset_peak(self._regions[name])
+            reply["stats"] = self.stats()
+        elif op == "stop":
+            server.stop()
+            return
+        if "id" in message:
+            await send(self.channel, {"op": "ack", "id": message["id"], **reply})
+
+    async def load(self, message: dict[str, Any]) -> None:
+        profile: Profile = unpickle(message["profile"])
+        self._regions = message["regions"]
+        self._base = {name: (i, slots) for name, (i, slots) in message["base"].items()}
+        self._use = message.get("use", {})
+        self.define(message, profile.seed if profile.seed is not None else self.server.seed)
+        try:
+            await self.server.load(profile, ReloadCause.RELOAD)
+        finally:
+            self._base, self._use = {}, {}
+        self.use(message)  # the listeners not rebuilt (none today), and what is forgotten
+
+    def stats(self) -> dict[str, Any]:
+        out = {}
+        for name, rt in self.server.listeners.items():
+            snap = snapshot(rt.stats)
+            if name in self._regions:  # the fleet's peak, not this worker's
+                snap["peak_connections"] = self.counts.peak(self._regions[name])
+            out[name] = snap
+        return out
+
+    # --- to the parent -----------------------------------------------------------------
+
+    async def forward_events(self) -> None:
+        """The worker's events to the parent, in batches, until cancelled."""
+        log_ = self.server.events
+        while True:
+            await log_.wait_beyond(self._cursor)
+            if not await self.flush_events():
+                return
+
+    async def flush_events(self) -> bool:
+        """Send every event not sent yet; False once the parent has gone."""
+        log_ = self.server.events
+        while log_.last_id > self._cursor:
+            page = log_.catch_up(self._cursor, BATCH)
+            self._cursor = page.next_since
+            out = [e for e in map(as_event, page.entries) if e["type"] not in PARENT_EVENTS]
+            if out and not await send(self.channel, {"op": "events", "events": out}):
+                return False
+        return True
+
+    async def send_counters(self) -> None:
+        last: dict[str, Any] = {}
+        while True:
+            await trio.sleep(STATS_INTERVAL_S)
+            now = self.stats()
+            if now != last:
+                if not await send(self.channel, {"op": "stats", "listeners": now}):
+                    return
+                last = now
 
 
 async def serve_worker(fd: int) -> None:
@@ -41,83 +209,52 @@ async def serve_worker(fd: int) -> None:
     first = await channel.receive()
     if not first or first[0].get("op") != "start":
         return
-    profile: Profile = pickle.loads(base64.b64decode(first[0]["profile"]))  # our parent sent it
-    budget = SharedBudget(first[0]["budget"])
+    start = first[0]
     sockets.REUSE_PORT = True
-    # each listener starts refused (not in its port's group) until its `times` rules share
-    # the fleet's budget; then it takes the mode the parent has in force
-    modes = {listener.name: listener.accept for listener in profile.listeners}
-    refused = tuple(dataclasses.replace(c, accept=AcceptMode.REFUSE) for c in profile.listeners)
-    profile = dataclasses.replace(profile, listeners=refused)
+    worker = Worker(channel, start)
+    server = worker.server
+    async with trio.open_nursery() as outer:
+        await outer.start(server.run)
+        async with trio.open_nursery() as nursery:
+            worker.define(start, server.seed)
+            worker.use(start)
+            for name in server.listeners:
+                await server.set_accept(name, worker.modes[name])
+            await channel.send({"op": "ready"})
 
-    server = Server(profile, with_admin=False, followers=[_forwarder(channel)])
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.run)
-        slots = budget_slots(profile)
-        for name, rt in server.listeners.items():
-            budget.attach(name, rt.rules, slots)
-            await server.set_accept(name, modes[name])
-        await channel.send({"op": "ready"})
-
-        async def commands() -> None:
-            while True:
-                messages = await channel.receive()
-                if not messages:
-                    server.stop()  # the parent is gone
-                    return
-                for message in messages:
-                    await _apply(server, channel, message)
-
-        async def signals() -> None:
-            with trio.open_signal_receiver(signal.SIGTERM) as received:
-                async for _ in received:
-                    server.stop()
-                    return
-
-        async def counters() -> None:
-            last: dict[str, Any] = {}
-            while True:
-                await trio.sleep(STATS_INTERVAL_S)
-                now = {name: snapshot(rt.stats) for name, rt in server.listeners.items()}
-                if now != last:
-                    if not await _send(channel, {"op": "stats", "listeners": now}):
+            async def commands() -> None:
+                while True:
+                    messages = await channel.receive()
+                    if not messages:
+                        server.stop()  # the parent is gone
                         return
-                    last = now
+                    for message in messages:
+                        try:
+                            await worker.apply(message)
+                        except Exception:
+                            log.exception("worker %d: cannot apply %s", worker.index, message.get("op"))
+                            os._exit(FAILED_TO_APPLY)  # started again with the state in force
 
-        nursery.start_soon(commands)
-        nursery.start_soon(signals)
-        nursery.start_soon(counters)
-        await server.wait_stopped()
-        nursery.cancel_scope.cancel()
+            async def signals() -> None:
+                with trio.open_signal_receiver(signal.SIGTERM) as received:
+                    async for _ in received:
+                        server.stop()
+                        return
 
-
-async def _apply(server: Server, channel: Channel, message: dict[str, Any]) -> None:
-    op = message.get("op")
-    if op == "mode":
-        await server.set_accept(message["listener"], AcceptMode(message["accept"]))
-        await _send(channel, {"op": "ack", "id": message["id"]})
-    elif op == "stop":
-        server.stop()
-
-
-def _forwarder(channel: Channel) -> Callable[[EventLog], Awaitable[None]]:
-    """A follower of the worker's event log: its events to the parent, in batches."""
-
-    async def forward(log: EventLog) -> None:
-        cursor = log.last_id
-        while True:
-            await log.wait_beyond(cursor)
-            page = log.catch_up(cursor, BATCH)
-            cursor = page.next_since
-            out = [e for e in map(as_event, page.entries) if e["type"] not in PARENT_EVENTS]
-            if out and not await _send(channel, {"op": "events", "events": out}):
-                return
-
-    return forward
+            nursery.start_soon(commands)
+            nursery.start_soon(signals)
+            nursery.start_soon(worker.send_counters)
+            nursery.start_soon(worker.forward_events)
+            await server.wait_stopped()
+            nursery.cancel_scope.cancel()
+    # the server has closed every connection: the events of that close, the last counters
+    with trio.move_on_after(2):
+        if await worker.flush_events():
+            await send(channel, {"op": "stats", "listeners": worker.stats()})
 
 
-async def _send(channel: Channel, message: dict[str, Any]) -> bool:
-    """Send to the parent; False once it has gone (it stops reading first when stopping)."""
+async def send(channel: Channel, message: dict[str, Any]) -> bool:
+    """Send to the parent; False once it has gone."""
     try:
         await channel.send(message)
     except (trio.BrokenResourceError, trio.ClosedResourceError):

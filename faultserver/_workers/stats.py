@@ -1,7 +1,7 @@
 """Each worker's listener counters, sent to the parent and summed there (`GET /listeners`,
 `/metrics`). Workers send a snapshot when it changed, at most every `STATS_INTERVAL_S`, so
-the parent's figures trail the workers' by that much. `peak_connections` is the sum of the
-workers' peaks: at least the fleet's real peak, at most N times it."""
+the parent's figures trail the workers' by that much. `peak_connections` is the fleet's
+(the most connections open at once in all workers, counted in `counts.py`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ __all__ = ["STATS_INTERVAL_S", "FleetStats", "snapshot"]
 
 #: How often a worker sends its counters (when they changed).
 STATS_INTERVAL_S = 0.1
-_COUNTS = ("connections", "peak_connections", "requests", "retries", "repeats")
+_COUNTS = ("connections", "requests", "retries", "repeats")
 _LIVE = ("open_connections", "in_flight")
 _TALLIES = ("faults", "delayed")
 
@@ -22,6 +22,7 @@ _TALLIES = ("faults", "delayed")
 def snapshot(stats: ListenerStats) -> dict[str, Any]:
     """One listener's counters as JSON-able data."""
     out: dict[str, Any] = {key: getattr(stats, key) for key in (*_COUNTS, *_LIVE)}
+    out["peak_connections"] = stats.peak_connections
     for key in _TALLIES:
         out[key] = [[rule, action, n] for (rule, action), n in getattr(stats, key).items()]
     out["responses"] = [[status, n] for status, n in stats.responses.items()]
@@ -50,6 +51,8 @@ class FleetStats:
         snaps = [*self.retired.get(name, ()), *(w[name] for w in self.latest.values() if name in w)]
         for key in (*_COUNTS, *_LIVE):
             setattr(stats, key, sum(s[key] for s in snaps))
+        # each worker sends the fleet's peak (`counts.py`), not its own
+        stats.peak_connections = max((s["peak_connections"] for s in snaps), default=0)
         for key in _TALLIES:
             tally: collections.Counter[tuple[str, str]] = collections.Counter()
             for s in snaps:

@@ -183,27 +183,6 @@ def test_sigterm_stops_every_worker_with_a_fin(tmp_path: Path) -> None:
         assert all(gone(pid) for pid in workers)
 
 
-@pytest.mark.parametrize(
-    ("keys", "said"),
-    [
-        ({"schedule": {"phases": [{"duration": "1s"}]}}, "a schedule"),
-        ({"max_connections": 10}, "max_connections"),
-    ],
-)
-def test_what_workers_do_not_share_yet_is_refused_at_start(
-    tmp_path: Path, keys: dict[str, Any], said: str
-) -> None:
-    profile = {**PROFILE, "listeners": [{**PROFILE["listeners"][0], **keys}]}
-    path = tmp_path / "p.yaml"
-    import yaml
-
-    path.write_text(yaml.safe_dump(profile))
-    done, _ = run_cli("run", str(path), "--workers", "2")
-    assert done.returncode == 2, done.stderr
-    assert f"--workers: listener api: {said} is not supported with more than one worker yet" in done.stderr
-    assert "Traceback" not in done.stderr
-
-
 def test_workers_must_be_a_whole_number_from_one(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     import yaml
@@ -212,16 +191,6 @@ def test_workers_must_be_a_whole_number_from_one(tmp_path: Path) -> None:
     done, _ = run_cli("run", str(path), "--workers", "0")
     assert done.returncode == 2
     assert "--workers: expected a whole number from 1, or auto, got '0'" in done.stderr
-
-
-def test_changing_rules_is_refused_with_workers(fleet: CliServer) -> None:
-    with fleet.client() as client:
-        answer = client.patch("/listeners/api", json={"rules": []})
-    assert answer.status_code == 400
-    assert answer.json() == {
-        "error": "changing rules is not supported with more than one worker yet (run --workers N)"
-    }
-    assert "not supported with more than one worker yet" in answer.text
 
 
 def test_times_is_for_the_whole_fleet(tmp_path: Path) -> None:
