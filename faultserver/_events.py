@@ -149,6 +149,27 @@ class EventLog:
             self._arrived = None
             arrived.set()
 
+    def adopt(self, entries: Sequence[Entry], key: str, value: Any) -> None:
+        """Take in another log's entries (a worker's, `run --workers N`), oldest first: each
+        gets this log's next id and the field `key: value`, and stays in its compact form,
+        so a merged event costs a tuple and an append, as it did where it was emitted. The
+        entries must be this log's own from now on (copies, such as unpickled ones)."""
+        events = self._events
+        next_id = self._next_id
+        for entry in entries:
+            if type(entry) is dict:
+                entry["id"] = next_id
+                entry[key] = value
+                events.append(entry)
+            else:
+                _, when, kind, listener, extra, fields, omit = entry
+                fields[key] = value  # shared by a request's events: set once is enough
+                events.append((next_id, when, kind, listener, extra, fields, omit))
+            next_id += 1
+        if next_id != self._next_id:
+            self._next_id = next_id
+            self._wake()
+
     def _emit_cut(
         self,
         type: str,

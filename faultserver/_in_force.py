@@ -125,6 +125,11 @@ class ListenersInForce:
         self._conn_ids += self.conn_id_step
         return self._conn_ids
 
+    @property
+    def last_conn_id(self) -> int:
+        """The id of the newest connection (below `first_conn_id`'s first before any)."""
+        return self._conn_ids
+
     def first_conn_id(self, first: int) -> None:
         """The next connection gets id `first` (then `first` + step...)."""
         self._conn_ids = first - self.conn_id_step

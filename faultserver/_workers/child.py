@@ -35,7 +35,7 @@ from typing import Any
 import trio
 
 from .._decide.rules import RuleSet
-from .._events import EventLog, as_event
+from .._events import Entry, EventLog
 from .._profile.model import AcceptMode, CloseHow, Profile, Rule
 from .._reload import ReloadCause
 from .._run import setup_logging
@@ -52,9 +52,13 @@ log = logging.getLogger("faultserver")
 #: Events the parent emits itself (once for the fleet), not forwarded.
 PARENT_EVENTS = frozenset({"start", "mode", "reload", "reset", "drop"})
 #: At most this many events per message to the parent.
-BATCH = 512
+BATCH = 1024
 #: The exit code of a worker that could not apply what the parent sent.
 FAILED_TO_APPLY = 3
+
+
+def _event_type(entry: Entry) -> str:
+    return entry["type"] if type(entry) is dict else entry[2]  # type: ignore[no-any-return]
 
 
 def unpickle(blob: str) -> Any:
@@ -88,6 +92,8 @@ class Worker:
         in_force.first_conn_id(start["conn_first"])
         in_force.on_built = self._built
         self._cursor = 0
+        #: events pushed out of this worker's log before they were sent to the parent
+        self.lost_events = 0
 
     # --- the fleet's state in this worker --------------------------------------------
 
@@ -182,14 +188,27 @@ class Worker:
                 return
 
     async def flush_events(self) -> bool:
-        """Send every event not sent yet; False once the parent has gone."""
+        """Send every event not sent yet, oldest first; False once the parent has gone.
+
+        The log's entries go as they are kept (compact records, `_events.py`), pickled: the
+        parent adopts them with one append each. Only events pushed out of this worker's
+        log before they could be sent (10,000 behind) are lost, and are counted."""
         log_ = self.server.events
         while log_.last_id > self._cursor:
-            page = log_.catch_up(self._cursor, BATCH)
+            page = log_.catch_up(self._cursor, log_.maxlen)
             self._cursor = page.next_since
-            out = [e for e in map(as_event, page.entries) if e["type"] not in PARENT_EVENTS]
-            if out and not await send(self.channel, {"op": "events", "events": out}):
-                return False
+            if page.missed:
+                self.lost_events += page.missed
+                log.warning(
+                    "worker %d: %d events left its log before they reached the parent",
+                    self.index, page.missed,
+                )
+            entries = [e for e in page.entries if _event_type(e) not in PARENT_EVENTS]
+            conn = self.server.listeners_in_force.last_conn_id
+            for first in range(0, len(entries), BATCH):
+                batch = entries[first : first + BATCH]
+                if not await send(self.channel, {"op": "events", "events": batch, "conn": conn}):
+                    return False
         return True
 
     async def send_counters(self) -> None:

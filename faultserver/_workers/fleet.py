@@ -460,8 +460,9 @@ class FleetServer(Server):
                 for message in messages:
                     op = message.get("op")
                     if op == "events":
-                        for event in message["events"]:
-                            self._merge(worker.index, event)
+                        self.events.adopt(message["events"], "worker", worker.index)
+                        if message["conn"] > self._max_conn_seen:
+                            self._max_conn_seen = message["conn"]
                     elif op == "stats":
                         self.fleet_stats.update(worker.index, message["listeners"])
                         self._sum_stats()
@@ -476,15 +477,6 @@ class FleetServer(Server):
     def _sum_stats(self) -> None:
         for name, rt in self.listeners.items():
             self.fleet_stats.apply(name, rt.stats)
-
-    def _merge(self, index: int, event: dict[str, Any]) -> None:
-        event.pop("id", None)
-        kind = event.pop("type")
-        listener = event.pop("listener", None)
-        conn = event.get("conn")
-        if isinstance(conn, int) and conn > self._max_conn_seen:
-            self._max_conn_seen = conn
-        self.events.emit(kind, listener, **event, worker=index)
 
     async def _stop_all(self) -> None:
         """SIGTERM every worker (each closes its connections with a FIN and sends the events

@@ -8,7 +8,10 @@ refused connects, a FIN at the stop) and what the handle's events say (which wor
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
+import subprocess
 from typing import Any
 
 import httpx
@@ -117,3 +120,25 @@ async def test_serve_with_two_workers_answers_from_both() -> None:
             while len(srv.events(type="response")) < 30:
                 await trio.sleep(0.02)
         assert {e["worker"] for e in srv.events(type="response")} == {0, 1}
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")
+def test_every_event_of_a_burst_reaches_the_parent() -> None:
+    # thousands of events a second from each worker: each sends all that piled up since its
+    # last send, oldest first (an earlier fleet sent only the newest 512 and lost the rest)
+    with running(PROFILE, workers=2) as srv:
+        first = srv.events()[-1]["id"]
+        done = subprocess.run(
+            ["wrk", "-t1", "-c20", "-d1s", srv.url + "/orders"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )
+        requests = int(re.search(r"(\d+) requests in", done.stdout)[1])  # type: ignore[index]
+        assert requests > 2_000, done.stdout
+        # every request the workers counted has its request and response events in the
+        # parent's log (ids are consecutive: the newest id counts everything logged)
+        wait_until(lambda: srv["api"].request_count >= requests, what=lambda: str(srv["api"].info()))
+        counted = srv["api"].request_count
+        wait_until(lambda: srv.events()[-1]["id"] - first >= 2 * counted,
+                   what=lambda: f"{srv.events()[-1]['id'] - first} events for {counted} requests")
+        tail = srv.events()[-1000:]
+        assert {e["worker"] for e in tail if e["type"] == "response"} == {0, 1}
