@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import ssl
 import threading
@@ -400,13 +401,15 @@ class FaultServer:
 
     def set_certificate(self, listener: str, mode: str) -> None:
         """Show a certificate made for `mode` (`expired`...) from the next handshake on."""
-        self._call_sync(self._server.set_certificate, listener, CertificateMode(mode))
+        # through update_listener: with workers, every worker's certificate before the answer
+        switch = functools.partial(self._server.update_listener, certificate=CertificateMode(mode))
+        self._call(switch, listener)
 
     def drop(self, listener: str | None = None, how: str = "fin", idle_only: bool = False) -> int:
         """End open connections with FIN or RST, as a backend restart does."""
         name = self._name(listener)
         self._server.listener(name)
-        count: int = self._call_sync(self._server.drop, name, parse_how(how), idle_only)
+        count: int = self._call(self._server.drop_connections, name, parse_how(how), idle_only)
         return count
 
     def load(self, profile: ProfileSource, keep_binds: bool = False, upstream: str | None = None) -> None:

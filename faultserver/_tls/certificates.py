@@ -189,6 +189,20 @@ class Authority:
         )
         return cls(certificate, key, ec.generate_private_key(_CURVE))
 
+    def to_pems(self) -> tuple[bytes, bytes, bytes]:
+        """The CA certificate, its key and the leaves' key, in PEM (`from_pems` reads them):
+        how a `run --workers N` parent gives each worker the CA its clients were told to trust."""
+        return self.ca_pem, _key_pem(self._key), self._leaf_key_pem
+
+    @classmethod
+    def from_pems(cls, pems: tuple[bytes, bytes, bytes]) -> Authority:
+        ca_pem, key_pem, leaf_key_pem = pems
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        leaf_key = serialization.load_pem_private_key(leaf_key_pem, password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        assert isinstance(leaf_key, ec.EllipticCurvePrivateKey)
+        return cls(x509.load_pem_x509_certificate(ca_pem), key, leaf_key)
+
     def issue(
         self,
         names: Sequence[str],

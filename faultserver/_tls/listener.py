@@ -32,6 +32,9 @@ class CAFiles:
     def __init__(self, directory: str | None = None) -> None:
         self._given = directory
         self._made: str | None = None
+        #: listener name -> the CA its certificates come from, instead of a new one
+        #: (`run --workers N`: every worker issues from the parent's CA)
+        self.authorities: dict[str, Authority] = {}
 
     @property
     def directory(self) -> str:
@@ -85,7 +88,9 @@ class ListenerTLS:
             config = dataclasses.replace(config, alpn=tuple(offered))
         if config.generate:
             if self.authority is None:
-                self.authority = Authority.generate(f"faultserver throwaway CA for {self.name}")
+                self.authority = self._files.authorities.get(self.name) or Authority.generate(
+                    f"faultserver throwaway CA for {self.name}"
+                )
                 self.ca_path = write_ca(self.authority, self._files.directory, self.name)
             certified = self.authority.issue(certificate_names(self.host, config.names), config.certificate)
         else:

@@ -36,10 +36,11 @@ import trio
 
 from .._decide.rules import RuleSet
 from .._events import Entry, EventLog
-from .._profile.model import AcceptMode, CloseHow, Profile, Rule
+from .._profile.model import AcceptMode, CertificateMode, CloseHow, Profile, Rule
 from .._reload import ReloadCause
 from .._run import setup_logging
 from .._server import Server
+from .._tls.certificates import Authority
 from .._wire import sockets
 from .._wire.listener import ListenerRuntime
 from .budget import SharedBudget
@@ -87,6 +88,9 @@ class Worker:
         self.server = Server(
             dataclasses.replace(profile, listeners=refused), with_admin=False, events=EventLog()
         )
+        self.take_authorities(start)
+        #: listener -> the certificate mode the parent has in force (generated TLS)
+        self.certificates: dict[str, str] = start["certificates"]
         in_force = self.server.listeners_in_force
         in_force.conn_id_step = start["workers"]
         in_force.first_conn_id(start["conn_first"])
@@ -110,6 +114,18 @@ class Worker:
         use = self._use.get(rt.name)
         if use is not None and use in self.rulesets:
             rt.rules = self.rulesets[use]
+        self._put_certificate(rt)
+
+    def _put_certificate(self, rt: ListenerRuntime) -> None:
+        mode = self.certificates.get(rt.name)
+        tls = rt.tls
+        if (
+            mode is not None
+            and tls is not None
+            and tls.authority is not None
+            and (tls.mode is None or tls.mode.value != mode)
+        ):
+            tls.use_certificate(CertificateMode(mode))
 
     def define(self, message: dict[str, Any], seed: int) -> None:
         for spec in message.get("define", ()):
@@ -135,6 +151,10 @@ class Worker:
         if op == "mode":
             if message["listener"] in server.listeners:  # a listener being added: its
                 await server.set_accept(message["listener"], AcceptMode(message["accept"]))
+        elif op == "certificates":
+            self.certificates.update(message["modes"])
+            for each in server.listeners.values():
+                self._put_certificate(each)
         elif op == "rules":
             self.define(message, server.seed)
             self.use(message)
@@ -156,7 +176,16 @@ class Worker:
         if "id" in message:
             await send(self.channel, {"op": "ack", "id": message["id"], **reply})
 
+    def take_authorities(self, message: dict[str, Any]) -> None:
+        """The parent's generated CAs: this worker's TLS listeners issue from them."""
+        known = self.server.ca_files.authorities
+        for name, pems in message["authorities"].items():
+            if name not in known:
+                known[name] = Authority.from_pems(pems)
+
     async def load(self, message: dict[str, Any]) -> None:
+        self.take_authorities(message)
+        self.certificates = message["certificates"]
         profile: Profile = unpickle(message["profile"])
         self._regions = message["regions"]
         self._base = {name: (i, slots) for name, (i, slots) in message["base"].items()}

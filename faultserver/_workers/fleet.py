@@ -161,6 +161,8 @@ class FleetServer(Server):
         self._resetting = False
         self._stop_asked = trio.Event()
         self._max_conn_seen = 0
+        #: the certificate modes every worker has been sent (generated TLS listeners)
+        self._sent_certificates: dict[str, str] = {}
 
     # --- the rule sets in force, in every worker ---------------------------------------
 
@@ -220,6 +222,20 @@ class FleetServer(Server):
         message = self._rules_message()
         if message["define"] or message["use"] or message["forget"]:
             await self._everyone({"op": "rules", **message})
+        modes = self._certificates()
+        changed = {name: mode for name, mode in modes.items() if self._sent_certificates.get(name) != mode}
+        if changed:  # an API switch or a schedule phase's `tls.certificate`
+            await self._everyone({"op": "certificates", "modes": changed})
+            self._sent_certificates.update(changed)
+
+    def _certificates(self) -> dict[str, str]:
+        """The certificate mode in force on each listener with a generated certificate."""
+        out = {}
+        for name, rt in self.listeners.items():
+            tls = rt.tls
+            if tls is not None and tls.authority is not None and tls.mode is not None:
+                out[name] = tls.mode.value
+        return out
 
     async def _everyone(self, message: dict[str, Any]) -> list[dict[str, Any]]:
         """Send `message` to every worker; their acks, once all have answered."""
@@ -249,12 +265,8 @@ class FleetServer(Server):
         rules: tuple[Rule, ...] | None = None,
         certificate: CertificateMode | None = None,
     ) -> None:
-        if certificate is not None:
-            raise UsageError(
-                "changing a listener's certificate is not supported with more than one worker "
-                "yet (run --workers N)"
-            )
-        await super().update_listener(name, accept=accept, rules=rules)
+        # the parent's certificate, rules and mode; a mode switch pushes the rest first
+        await super().update_listener(name, accept=accept, rules=rules, certificate=certificate)
         await self._push_rules()
 
     def set_rules(self, name: str, rules: tuple[Rule, ...]) -> None:
@@ -303,8 +315,10 @@ class FleetServer(Server):
                     self._region(name)
                 message = {
                     "op": "load", **self._rules_message(load=True), "reset": self._resetting,
-                    "regions": self._regions,
+                    "regions": self._regions, "authorities": self._authorities(),
+                    "certificates": self._certificates(),
                 }
+                self._sent_certificates = dict(message["certificates"])
                 replies: list[dict[str, Any]] = [{} for _ in self.workers]
 
                 async def one(worker: _Worker) -> None:
@@ -417,8 +431,10 @@ class FleetServer(Server):
             "op": "start", "profile": _pickled(self._worker_profile(worker.index)),
             "index": worker.index, "workers": n, "conn_first": conn_first,
             "budget": self.budget.path, "counts": self.counts.path, "regions": self._regions,
+            "authorities": self._authorities(), "certificates": self._certificates(),
             **self._rules_message(start=True),
         }
+        self._sent_certificates = dict(start["certificates"])
         try:
             await channel.send(start)
             with trio.move_on_after(START_TIMEOUT_S):
@@ -435,6 +451,16 @@ class FleetServer(Server):
         code = await worker.proc.wait()
         await channel.stream.aclose()
         return f"exited with code {code} before it was ready (its log is above)"
+
+    def _authorities(self) -> dict[str, tuple[bytes, bytes, bytes]]:
+        """Each `generate: true` listener's CA, for the workers to issue from: the one the
+        parent wrote out and printed is the one clients trust."""
+        out = {}
+        for name, rt in self.listeners.items():
+            tls = rt.ctx.tls
+            if tls is not None and tls.authority is not None:
+                out[name] = tls.authority.to_pems()
+        return out
 
     def _worker_profile(self, index: int) -> Profile:
         """The profile a worker serves: the parent's ports, the modes in force, its seed,

@@ -142,3 +142,19 @@ def test_every_event_of_a_burst_reaches_the_parent() -> None:
                    what=lambda: f"{srv.events()[-1]['id'] - first} events for {counted} requests")
         tail = srv.events()[-1000:]
         assert {e["worker"] for e in tail if e["type"] == "response"} == {0, 1}
+
+
+def test_the_handles_drop_ends_connections_in_every_worker() -> None:
+    with running(PROFILE, workers=2) as srv:
+        kept = []
+        for _ in range(12):
+            sock = socket.create_connection((srv["api"].host, srv["api"].port), timeout=5)
+            sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+            kept.append(sock)
+        wait_until(lambda: len({e["worker"] for e in srv.events(type="response")}) == 2,
+                   what=lambda: srv.events_tail())
+        assert srv.drop(how="rst") == 12
+        for sock in kept:
+            with sock, pytest.raises(ConnectionResetError):
+                sock.recv(65536)
