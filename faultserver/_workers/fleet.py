@@ -50,6 +50,7 @@ from .._server import Server
 from .budget import SharedBudget
 from .channel import Channel
 from .counts import ConnectionCounts
+from .retries import CrossWorkerRetries
 from .stats import FleetStats
 
 __all__ = ["FleetServer", "fleet_factory"]
@@ -161,6 +162,8 @@ class FleetServer(Server):
         self._resetting = False
         self._stop_asked = trio.Event()
         self._max_conn_seen = 0
+        #: retries that landed in another worker than their fault (`retries.py`)
+        self.retries = CrossWorkerRetries()
         #: the certificate modes every worker has been sent (generated TLS listeners)
         self._sent_certificates: dict[str, str] = {}
 
@@ -330,6 +333,7 @@ class FleetServer(Server):
                         nursery.start_soon(one, worker)
                 if self._resetting:
                     self.fleet_stats.retired.clear()
+                    self.retries.clear()
                 for worker, reply in zip(self.workers, replies, strict=True):
                     if "stats" in reply:
                         self.fleet_stats.update(worker.index, reply["stats"])
@@ -486,6 +490,7 @@ class FleetServer(Server):
                 for message in messages:
                     op = message.get("op")
                     if op == "events":
+                        self.retries.see(message["events"], worker.index)
                         self.events.adopt(message["events"], "worker", worker.index)
                         if message["conn"] > self._max_conn_seen:
                             self._max_conn_seen = message["conn"]
@@ -503,6 +508,7 @@ class FleetServer(Server):
     def _sum_stats(self) -> None:
         for name, rt in self.listeners.items():
             self.fleet_stats.apply(name, rt.stats)
+            rt.stats.retries += self.retries.found[name]
 
     async def _stop_all(self) -> None:
         """SIGTERM every worker (each closes its connections with a FIN and sends the events

@@ -158,3 +158,22 @@ def test_the_handles_drop_ends_connections_in_every_worker() -> None:
         for sock in kept:
             with sock, pytest.raises(ConnectionResetError):
                 sock.recv(65536)
+
+
+def test_a_retry_that_lands_in_another_worker_is_a_retry() -> None:
+    # each request meets a reset (asked for by the fault header) on its own connection, and
+    # is sent again on a new one, which the kernel gives to either worker
+    with running(PROFILE, workers=2) as srv:
+        for i in range(24):
+            with pytest.raises(httpx.ReadError):
+                httpx.get(f"{srv.url}/r/{i}", headers={"x-fault": "reset"}, timeout=5.0)
+            assert httpx.get(f"{srv.url}/r/{i}", timeout=5.0).text == "ok\n"
+        wait_until(lambda: len(srv.events(type="response")) == 24, what=lambda: srv.events_tail())
+        faults = {e["path"]: e["worker"] for e in srv.events(type="fault")}
+        answered = {e["path"]: e["worker"] for e in srv.events(type="response")}
+        crossed = [p for p in answered if answered[p] != faults[p]]
+        assert crossed  # 24 pairs over two workers: some crossed (all alike: 2 ** -23)
+        retried = [e for e in srv.events(type="request") if e.get("retry")]
+        assert sorted(e["path"] for e in retried) == sorted(answered)
+        assert all(e["conn"] not in {f["conn"] for f in srv.events(type="fault")} for e in retried)
+        wait_until(lambda: srv["api"].retry_count == 24, what=lambda: str(srv["api"].info()))
