@@ -212,7 +212,11 @@ async def _page_pieces(page: Page) -> AsyncIterator[bytes]:
     yield ("], " + json.dumps(_page_fields(page))[1:] + "\n").encode()
 
 
+#: One encoder for every frame: `json.dumps(data, default=str)` builds a new one per call.
+_encode_json = json.JSONEncoder(default=str).encode
+
+
 def sse_frame(kind: str | None, data: dict[str, Any]) -> bytes:
     """One SSE event: `event: KIND` for notices, `id: N` for events."""
     head = f"event: {kind}\n" if kind else f"id: {data['id']}\n"
-    return f"{head}data: {json.dumps(data, default=str)}\n\n".encode()
+    return f"{head}data: {_encode_json(data)}\n\n".encode()

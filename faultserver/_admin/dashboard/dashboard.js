@@ -4,7 +4,11 @@
 // is written with textContent, never as HTML.
 
 const TOKEN_KEY = "faultserver.token";
+/** Listeners (their counters and plots) are read every POLL_MS; the schedule (/state) and the
+ * rules' counts (/metrics) every SLOW_POLL_MS, and at once after every action: each read is a
+ * request to the server that also serves the data plane. */
 const POLL_MS = 1000;
+const SLOW_POLL_MS = 3000;
 /** Events kept in the page: the newest MAX_ROWS; older ones are counted as dropped. */
 const MAX_ROWS = 500;
 /** The plots' window: it grows from MIN_WINDOW_S to WINDOW_S as the page stays open. */
@@ -28,6 +32,8 @@ const TYPES = [
 const SVG = "http://www.w3.org/2000/svg";
 
 const $ = (id) => document.getElementById(id);
+/** Numbers with thousands separators (toLocaleString builds a formatter per call). */
+const { format: grouped } = new Intl.NumberFormat("en");
 
 let token = sessionStorage.getItem(TOKEN_KEY);
 let running = false;
@@ -45,6 +51,9 @@ let pendingWhilePaused = 0;
 let lastId = null;
 let renderDelay = RENDER_MS;
 let flushedAt = 0;
+/** The last /state and /metrics read, and when (the schedule's countdown runs on between reads). */
+let slow = null;
+let slowAt = 0;
 
 // --- the admin API ---------------------------------------------------------------------
 
@@ -77,7 +86,7 @@ async function act(what) {
   try {
     const result = await what();
     showError("");
-    await poll();
+    await poll(true);
     return result;
   } catch (err) {
     if (err instanceof Unauthorized) return showLogin("The token was refused (401).");
@@ -179,20 +188,26 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // --- listeners, state, metrics -------------------------------------------------------
 
-async function poll() {
+async function poll(all = false) {
   if (!running) return;
   try {
-    const [list, state, metrics] = await Promise.all([
-      api("GET", "/listeners"), api("GET", "/state"), api("GET", "/metrics"),
+    const readSlow = all || !slow || performance.now() - slowAt >= SLOW_POLL_MS - 100;
+    const [list, read] = await Promise.all([
+      api("GET", "/listeners"),
+      readSlow ? Promise.all([api("GET", "/state"), api("GET", "/metrics")]) : null,
     ]);
-    const fired = firedByRule(metrics);
+    if (read) {
+      slow = { state: read[0], fired: firedByRule(read[1]) };
+      slowAt = performance.now();
+    }
+    const { state, fired } = slow;
     const now = Date.now() / 1000;
     syncCards(list.listeners);
     const inForce = new Map(state.listeners.map((item) => [item.name, item]));
     for (const view of list.listeners) {
       updateCard(view, inForce.get(view.name), fired.get(view.name) || new Map(), now);
     }
-    updateSchedule(state);
+    updateSchedule(state, (performance.now() - slowAt) / 1000);
     const source = state.profile.source || "profile";
     $("profile").textContent = `${source.split("/").pop()} · ${state.profile.sha256.slice(0, 12)}`;
     $("profile").title = `${source}, sha256 ${state.profile.sha256}`;
@@ -334,7 +349,8 @@ function describeAction(action) {
   return extra.length ? `${action.name} ${extra.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ")}` : action.name;
 }
 
-function updateSchedule(state) {
+/** The schedule as read `age` seconds ago: the time to the next phase counts down meanwhile. */
+function updateSchedule(state, age) {
   const paused = state.schedule.paused;
   const withSchedule = state.listeners.filter((item) => item.schedule);
   $("schedule").dataset.paused = String(paused);
@@ -348,7 +364,8 @@ function updateSchedule(state) {
     if (s.ended || s.phase === null) {
       li.textContent = `${item.name}: schedule ended, accept ${item.accept}`;
     } else {
-      const next = s.next_in_s === null ? "" : `; next in ${s.next_in_s.toFixed(1)} s`;
+      const left = s.paused ? s.next_in_s : Math.max(0, s.next_in_s - age);
+      const next = s.next_in_s === null ? "" : `; next in ${left.toFixed(1)} s`;
       li.textContent = `${item.name}: phase ${s.phase + 1} of ${s.phases} (cycle ${s.cycle}), ` +
         `accept ${item.accept}${next}${s.paused ? " (paused)" : ""}`;
     }
@@ -437,7 +454,7 @@ function niceCeiling(v) {
 }
 
 function format(v) {
-  return v >= 100 ? Math.round(v).toLocaleString("en") : v.toFixed(v >= 10 ? 0 : 1);
+  return v >= 100 ? grouped(Math.round(v)) : v.toFixed(v >= 10 ? 0 : 1);
 }
 
 // --- events ------------------------------------------------------------------------------
@@ -467,13 +484,13 @@ async function follow() {
         buffer += value;
         const frames = buffer.split("\n\n");
         buffer = frames.pop();
+        // an event's frame is kept as text and parsed only if it is still among the newest
+        // MAX_ROWS when the rows are drawn: under load most leave the page unread
         const events = [];
-        // frames older than the newest MAX_ROWS would leave the page at once: counted, not parsed
-        const skip = frames.length - MAX_ROWS;
-        frames.forEach((frame, i) => {
-          if (i >= skip || frame.startsWith("event:")) readFrame(frame, events);
-          else if (frame.startsWith("id:")) dropped += 1;
-        });
+        for (const frame of frames) {
+          if (frame.startsWith("id: ")) events.push(frame);
+          else readFrame(frame);
+        }
         receive(events);
       }
       reader.cancel().catch(() => {});
@@ -485,7 +502,8 @@ async function follow() {
   }
 }
 
-function readFrame(frame, into) {
+/** A notice (`missed`) or a keep-alive comment. */
+function readFrame(frame) {
   let kind = "";
   let data = "";
   for (const line of frame.split("\n")) {
@@ -493,11 +511,20 @@ function readFrame(frame, into) {
     else if (line.startsWith("data: ")) data += line.slice(6);
   }
   if (!data) return;  // a comment (keep-alive)
-  const parsed = JSON.parse(data);
-  if (kind === "missed") missed += parsed.missed;
-  else into.push(parsed);
+  if (kind === "missed") missed += JSON.parse(data).missed;
 }
 
+/** An event's id: from its frame's first line (`id: N`) while it is still text. */
+function idOf(item) {
+  return typeof item === "string" ? Number(item.slice(4, item.indexOf("\n"))) : item.id;
+}
+
+/** An event from its frame (`id: N`, `data: JSON`; the JSON is one line), or as it came. */
+function parseEvent(item) {
+  return typeof item === "string" ? JSON.parse(item.slice(item.indexOf("\ndata: ") + 7)) : item;
+}
+
+/** New events, oldest first: parsed ones, or frames still as text. */
 function receive(events) {
   if (!events.length) return;
   incoming.push(...events);
@@ -505,7 +532,7 @@ function receive(events) {
     dropped += incoming.length - MAX_ROWS;
     incoming = incoming.slice(-MAX_ROWS);
   }
-  lastId = Math.max(lastId ?? 0, events.at(-1).id);
+  lastId = Math.max(lastId ?? 0, idOf(events.at(-1)));
   if (!renderTimer) {
     const now = performance.now();
     renderTimer = setTimeout(flush, Math.max(RENDER_MS, flushedAt + renderDelay - now));
@@ -514,7 +541,7 @@ function receive(events) {
 
 function flush() {
   renderTimer = 0;
-  const batch = incoming;
+  const batch = incoming.map(parseEvent);
   incoming = [];
   renderDelay = batch.length > BUSY_BATCH ? BUSY_RENDER_MS : RENDER_MS;
   flushedAt = performance.now();
@@ -528,10 +555,18 @@ function flush() {
     pendingWhilePaused += batch.length;
   } else {
     const list = $("event-list");
-    const fragment = document.createDocumentFragment();
-    for (let i = batch.length - 1; i >= 0; i--) if (wanted(batch[i])) fragment.append(row(batch[i]));
-    if (fragment.childElementCount >= MAX_ROWS) list.replaceChildren(fragment);
-    else list.prepend(fragment);
+    const fresh = [];  // newest first
+    for (let i = batch.length - 1; i >= 0 && fresh.length < MAX_ROWS; i--) if (wanted(batch[i])) fresh.push(batch[i]);
+    if (fresh.length >= MAX_ROWS) {
+      // under load every row shown is new: the rows already there are refilled, not rebuilt
+      const rows = list.children;
+      fresh.forEach((event, i) => (i < rows.length ? fill(rows[i], event) : list.append(row(event))));
+      while (rows.length > fresh.length) list.lastElementChild.remove();
+    } else {
+      const fragment = document.createDocumentFragment();
+      for (const event of fresh) fragment.append(row(event));
+      list.prepend(fragment);
+    }
     trimRows(list);
   }
   showCounts();
@@ -564,15 +599,15 @@ function onScroll() {
 
 function showCounts() {
   const state = paused
-    ? `paused while you scroll (${pendingWhilePaused.toLocaleString("en")} new)`
+    ? `paused while you scroll (${grouped(pendingWhilePaused)} new)`
     : "following";
   $("events-state").textContent = state;
   $("follow").hidden = !paused;
   const gone = dropped + missed;
   const el = $("dropped");
   el.dataset.dropped = String(gone);
-  el.textContent = `newest ${MAX_ROWS.toLocaleString("en")} kept · ${gone.toLocaleString("en")} dropped`;
-  el.title = `${dropped.toLocaleString("en")} left the page, ${missed.toLocaleString("en")} skipped by the server`;
+  el.textContent = `newest ${grouped(MAX_ROWS)} kept · ${grouped(gone)} dropped`;
+  el.title = `${grouped(dropped)} left the page, ${grouped(missed)} skipped by the server`;
 }
 
 function wanted(event) {
@@ -581,37 +616,47 @@ function wanted(event) {
   return (!listener || event.listener === listener) && (!type || event.type === type);
 }
 
+/** A new row for `event`: its summary, and its fields once opened. */
 function row(event) {
   const li = document.createElement("li");
-  li.dataset.id = event.id;
-  li.dataset.type = event.type;
-  li.className = `event type-${event.type}`;
-  if (event.retry) li.classList.add("retry");
-  else if (event.repeat) li.classList.add("repeat");
   const details = document.createElement("details");
   const summary = document.createElement("summary");
-  const parts = [
-    ["time", clock(event.time)],
-    ["listener", event.listener || "-"],
-    ["type", event.type],
-    ["what", summarize(event)],
-  ];
-  if (event.retry || event.repeat) parts.push(["badge", event.retry ? "retry" : "repeat"]);
-  for (const [cls, text] of parts) {
+  for (const cls of ["time", "listener", "type", "what", "badge"]) {
     const span = document.createElement("span");
     span.className = cls;
-    span.textContent = text;
     summary.append(span);
   }
   details.append(summary);
-  // the fields are written out when the row is first opened
+  // the fields are written out when the row is opened
   details.addEventListener("toggle", () => {
+    if (!details.open || details.querySelector("pre")) return;
     const pre = document.createElement("pre");
-    pre.textContent = JSON.stringify(event, null, 2);
+    pre.textContent = JSON.stringify(shownIn.get(li), null, 2);
     details.append(pre);
-  }, { once: true });
+  });
   li.append(details);
+  fill(li, event);
   return li;
+}
+
+/** The event each row shows (a row may be refilled with another). */
+const shownIn = new WeakMap();
+
+/** Show `event` in the row `li` (new, or one that showed another event: then closed). */
+function fill(li, event) {
+  shownIn.set(li, event);
+  li.dataset.id = event.id;
+  li.dataset.type = event.type;
+  li.className = `event type-${event.type}${event.retry ? " retry" : event.repeat ? " repeat" : ""}`;
+  const details = li.firstElementChild;
+  if (details.open) details.open = false;
+  details.querySelector("pre")?.remove();
+  const spans = details.firstElementChild.children;
+  spans[0].textContent = clock(event.time);
+  spans[1].textContent = event.listener || "-";
+  spans[2].textContent = event.type;
+  spans[3].textContent = summarize(event);
+  spans[4].textContent = event.retry ? "retry" : event.repeat ? "repeat" : "";
 }
 
 function clock(seconds) {
