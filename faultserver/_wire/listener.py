@@ -103,6 +103,8 @@ class ListenerRuntime:
         self._accepting = False
         self._mode_lock = trio.Lock()
         self._placeholders: list[trio.socket.SocketType] = []
+        #: placeholder connects tried at once when filling the queue (`_fill_queue`)
+        self.placeholder_width = 1
         self._placeholder_addrs: set[tuple[str, int]] = set()
         self._accepting_scope: trio.CancelScope | None = None
         self._changed = trio.Event()
@@ -322,28 +324,29 @@ class ListenerRuntime:
         self._changed.set()
 
     async def _fill_queue(self) -> None:
-        """Connect placeholders to ourselves until the kernel stops completing handshakes."""
+        """Connect placeholders to ourselves until the kernel stops completing handshakes:
+        in rounds of `placeholder_width` connects at once, until a round in which none
+        completed. One at a time (width 1) is enough when this is the port's only listening
+        socket; a worker of `run --workers N` shares the port, and a connect that met another
+        worker's full queue says nothing of its own, so it tries many at once (the kernel
+        spreads them by hash): a round that fills nothing then means every queue is full."""
         assert self.sock is not None
         family = self.sock.family
         host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
-        for _ in range(MAX_PLACEHOLDERS):
-            try:
-                ph = trio.socket.socket(family, socket.SOCK_STREAM)
-            except OSError as exc:  # EMFILE: a queue not quite full beats a crashed server
-                log.warning("stall placeholder failed listener=%s error=%s", self.name, exc.strerror)
+        while len(self._placeholders) < MAX_PLACEHOLDERS:
+            landed: list[trio.socket.SocketType] = []
+            failed: list[OSError] = []
+            async with trio.open_nursery() as nursery:
+                for _ in range(self.placeholder_width):
+                    nursery.start_soon(_placeholder, family, (host, self.port), landed, failed)
+            for ph in landed:
+                self._placeholders.append(ph)
+                self._placeholder_addrs.add(ph.getsockname()[:2])
+            if failed:  # EMFILE: a queue not quite full beats a crashed server
+                log.warning("stall placeholder failed listener=%s error=%s", self.name, failed[0].strerror)
                 return
-            done = False
-            with trio.move_on_after(PLACEHOLDER_CONNECT_S):
-                try:
-                    await ph.connect((host, self.port))
-                    done = True
-                except OSError:
-                    pass
-            if not done:
-                ph.close()
+            if not landed:
                 return
-            self._placeholders.append(ph)
-            self._placeholder_addrs.add(ph.getsockname()[:2])
 
     def _close_placeholders(self) -> None:
         for ph in self._placeholders:
@@ -376,3 +379,23 @@ class ListenerRuntime:
         self._close_placeholders()
         if self.sock is not None:
             self.sock.close()
+
+
+async def _placeholder(
+    family: int, address: tuple[str, int], landed: list[trio.socket.SocketType], failed: list[OSError]
+) -> None:
+    """One placeholder connect: kept in `landed` if its handshake completed in time."""
+    try:
+        ph = trio.socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        failed.append(exc)
+        return
+    with trio.move_on_after(PLACEHOLDER_CONNECT_S):
+        try:
+            await ph.connect(address)
+        except OSError:
+            pass
+        else:
+            landed.append(ph)
+            return
+    ph.close()

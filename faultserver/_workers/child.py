@@ -54,6 +54,10 @@ log = logging.getLogger("faultserver")
 PARENT_EVENTS = frozenset({"start", "mode", "reload", "reset", "drop"})
 #: At most this many events per message to the parent.
 BATCH = 1024
+#: `stall`: placeholder connects tried at once per worker in the fleet (`_fill_queue`): a
+#: round whose connects all met full queues leaves a free one unfilled with odds
+#: ((N-1)/N)**(8N): under 1 in 2,900 for any N (1 in 65,000 for 2)
+PLACEHOLDERS_PER_WORKER = 8
 #: The exit code of a worker that could not apply what the parent sent.
 FAILED_TO_APPLY = 3
 
@@ -72,6 +76,7 @@ class Worker:
     def __init__(self, channel: Channel, start: dict[str, Any]) -> None:
         self.channel = channel
         self.index: int = start["index"]
+        self.workers: int = start["workers"]
         self.budget = SharedBudget(start["budget"])
         self.counts = ConnectionCounts(start["counts"], start["workers"])
         #: rule set id -> the rule set, compiled here (its own random streams)
@@ -103,6 +108,7 @@ class Worker:
 
     def _built(self, rt: ListenerRuntime) -> None:
         """A listener just bound or reconfigured: the fleet's shared state, at once."""
+        rt.placeholder_width = PLACEHOLDERS_PER_WORKER * self.workers
         offset = self._regions.get(rt.name)
         if offset is not None:
             rt.admission = FleetAdmission(self.counts, offset, self.index)

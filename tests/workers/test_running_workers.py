@@ -7,8 +7,10 @@ refused connects, a FIN at the stop) and what the handle's events say (which wor
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -177,3 +179,23 @@ def test_a_retry_that_lands_in_another_worker_is_a_retry() -> None:
         assert sorted(e["path"] for e in retried) == sorted(answered)
         assert all(e["conn"] not in {f["conn"] for f in srv.events(type="fault")} for e in retried)
         wait_until(lambda: srv["api"].retry_count == 24, what=lambda: str(srv["api"].info()))
+
+
+def test_stall_with_two_workers_times_out_every_connect() -> None:
+    # both workers' accept queues are full: a SYN to either is dropped, so no handshake
+    # completes (a client sees a connect timeout, not a read timeout after a handshake)
+    with running(PROFILE, workers=2) as srv:
+        srv.set_accept("api", "stall")
+        # 24 connects at once, which the kernel hashes over both workers' sockets
+        clients = [socket.socket() for _ in range(24)]
+        try:
+            for sock in clients:
+                sock.setblocking(False)
+                assert sock.connect_ex((srv["api"].host, srv["api"].port)) == errno.EINPROGRESS
+            _, connected, _ = select.select([], clients, [], 1.0)
+            assert connected == []  # not one handshake completed within a second
+        finally:
+            for sock in clients:
+                sock.close()
+        srv.set_accept("api", "open")
+        assert httpx.get(srv.url + "/back", timeout=5.0).text == "ok\n"
