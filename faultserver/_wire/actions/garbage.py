@@ -16,6 +16,8 @@ __all__ = ["GARBAGE_PIECE_BYTES", "UNIT"]
 #: How much garbage is made and sent at a time.
 GARBAGE_PIECE_BYTES = 64 * 1024
 _H = frozenset(b"Hh")
+#: The second byte of every TLS record: the protocol version's major number.
+_TLS_MAJOR = 0x03
 
 
 async def _garbage(action: Garbage, turn: Turn) -> Outcome:
@@ -24,8 +26,13 @@ async def _garbage(action: Garbage, turn: Turn) -> Outcome:
     first = True
     while left > 0:
         piece = bytearray(rng.randbytes(min(left, GARBAGE_PIECE_BYTES)))
-        if first and piece[0] in _H:
-            piece[0] ^= 0x80  # never even the start of "HTTP/"
+        if first:
+            if piece[0] in _H:
+                piece[0] ^= 0x80  # never even the start of "HTTP/"
+            if len(piece) > 1 and piece[1] == _TLS_MAJOR:
+                # nor of a TLS record (type, version 3.x, length): a TLS client then always
+                # says "wrong version number", not whatever a random record length makes it say
+                piece[1] ^= 0x80
         first = False
         await turn.transport.send(piece)
         left -= len(piece)
