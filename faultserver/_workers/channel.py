@@ -33,9 +33,6 @@ class Channel:
     async def send(self, message: dict[str, Any]) -> None:
         await self._send(_frame(message))
 
-    async def send_many(self, messages: list[dict[str, Any]]) -> None:
-        await self._send(b"".join(map(_frame, messages)))
-
     async def _send(self, data: bytes) -> None:
         async with self._send_lock:
             await self.stream.send_all(data)

@@ -22,11 +22,9 @@ that last close and its last counters before it exits. A message it cannot apply
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import logging
 import os
-import pickle
 import signal
 import socket
 import sys
@@ -66,10 +64,6 @@ def _event_type(entry: Entry) -> str:
     return entry["type"] if type(entry) is dict else entry[2]  # type: ignore[no-any-return]
 
 
-def unpickle(blob: str) -> Any:
-    return pickle.loads(base64.b64decode(blob))  # only our parent writes the channel
-
-
 class Worker:
     """A worker's server and the fleet's state it holds: rule sets by id, shared counts."""
 
@@ -78,14 +72,14 @@ class Worker:
         self.index: int = start["index"]
         self.workers: int = start["workers"]
         self.budget = SharedBudget(start["budget"])
-        self.counts = ConnectionCounts(start["counts"], start["workers"])
+        self.counts = ConnectionCounts(start["counts"], self.workers)
         #: rule set id -> the rule set, compiled here (its own random streams)
         self.rulesets: dict[int, RuleSet] = {}
         #: while a `load` is applied: listener -> (id, budget slots) of its own rules
         self._base: dict[str, tuple[int, list[int | None]]] = {}
         self._use: dict[str, int] = {}
         self._regions: dict[str, int] = start["regions"]
-        profile: Profile = unpickle(start["profile"])
+        profile: Profile = start["profile"]
         # each listener starts refused (not in its port's group) until it has the fleet's
         # rule sets and counts; then it takes the mode the parent has in force
         self.modes = {listener.name: listener.accept for listener in profile.listeners}
@@ -97,12 +91,10 @@ class Worker:
         #: listener -> the certificate mode the parent has in force (generated TLS)
         self.certificates: dict[str, str] = start["certificates"]
         in_force = self.server.listeners_in_force
-        in_force.conn_id_step = start["workers"]
+        in_force.conn_id_step = self.workers
         in_force.first_conn_id(start["conn_first"])
         in_force.on_built = self._built
         self._cursor = 0
-        #: events pushed out of this worker's log before they were sent to the parent
-        self.lost_events = 0
 
     # --- the fleet's state in this worker --------------------------------------------
 
@@ -135,7 +127,7 @@ class Worker:
 
     def define(self, message: dict[str, Any], seed: int) -> None:
         for spec in message.get("define", ()):
-            rules: tuple[Rule, ...] = unpickle(spec["rules"])
+            rules: tuple[Rule, ...] = spec["rules"]
             ruleset = RuleSet(rules, seed, spec["listener"], spec["scope"])
             self.budget.attach(ruleset, spec["slots"])
             self.rulesets[spec["id"]] = ruleset
@@ -192,7 +184,7 @@ class Worker:
     async def load(self, message: dict[str, Any]) -> None:
         self.take_authorities(message)
         self.certificates = message["certificates"]
-        profile: Profile = unpickle(message["profile"])
+        profile: Profile = message["profile"]
         self._regions = message["regions"]
         self._base = {name: (i, slots) for name, (i, slots) in message["base"].items()}
         self._use = message.get("use", {})
@@ -227,13 +219,12 @@ class Worker:
 
         The log's entries go as they are kept (compact records, `_events.py`), pickled: the
         parent adopts them with one append each. Only events pushed out of this worker's
-        log before they could be sent (10,000 behind) are lost, and are counted."""
+        log before they could be sent (10,000 behind) are lost, and a warning says how many."""
         log_ = self.server.events
         while log_.last_id > self._cursor:
             page = log_.catch_up(self._cursor, log_.maxlen)
             self._cursor = page.next_since
             if page.missed:
-                self.lost_events += page.missed
                 log.warning(
                     "worker %d: %d events left its log before they reached the parent",
                     self.index, page.missed,

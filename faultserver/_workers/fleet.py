@@ -30,10 +30,8 @@ listener, the fleet's `peak_connections`); connection ids are unique in the flee
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import logging
-import pickle
 import signal
 import socket
 import sys
@@ -68,10 +66,6 @@ RESTART_DELAY_S = 0.5
 ACK_TIMEOUT_S = 10.0
 
 
-def _pickled(value: Any) -> str:
-    return base64.b64encode(pickle.dumps(value)).decode()
-
-
 @dataclasses.dataclass(slots=True)
 class _RuleSetInFleet:
     """A rule set of the parent's, as the workers know it: its id and `times` slots."""
@@ -84,7 +78,7 @@ class _RuleSetInFleet:
     def spec(self) -> dict[str, Any]:
         return {
             "id": self.id, "listener": self.listener, "scope": self.ruleset.scope,
-            "rules": _pickled(self.ruleset.rules), "slots": self.slots,
+            "rules": self.ruleset.rules, "slots": self.slots,
         }
 
 
@@ -325,8 +319,8 @@ class FleetServer(Server):
                 replies: list[dict[str, Any]] = [{} for _ in self.workers]
 
                 async def one(worker: _Worker) -> None:
-                    blob = _pickled(self._worker_profile(worker.index))
-                    replies[worker.index] = await worker.request({**message, "profile": blob})
+                    own = self._worker_profile(worker.index)  # its seed, the parent's ports
+                    replies[worker.index] = await worker.request({**message, "profile": own})
 
                 async with trio.open_nursery() as nursery:
                     for worker in self.workers:
@@ -432,7 +426,7 @@ class FleetServer(Server):
         if conn_first <= seen:
             conn_first += n
         start = {
-            "op": "start", "profile": _pickled(self._worker_profile(worker.index)),
+            "op": "start", "profile": self._worker_profile(worker.index),
             "index": worker.index, "workers": n, "conn_first": conn_first,
             "budget": self.budget.path, "counts": self.counts.path, "regions": self._regions,
             "authorities": self._authorities(), "certificates": self._certificates(),
