@@ -13,32 +13,25 @@ round trip on the request's path.)
 
 from __future__ import annotations
 
-import fcntl
 import os
 import struct
-import tempfile
 from collections.abc import Callable
 
 from .._decide.rules import RuleSet
+from .shared_file import SharedFile
 
 __all__ = ["SharedBudget"]
 
 _SLOT = struct.Struct("<q")
 
 
-class SharedBudget:
+class SharedBudget(SharedFile):
     """The budgets file, open in this process."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
 
     @classmethod
     def create(cls) -> SharedBudget:
         """The parent's file, empty (`allocate` adds the slots)."""
-        fd, path = tempfile.mkstemp(prefix="faultserver-times-")
-        os.close(fd)
-        return cls(path)
+        return cls(cls.make("faultserver-times-"))
 
     def allocate(self, ruleset: RuleSet) -> list[int | None]:
         """New slots for the `times` rules of `ruleset`, each holding its rule's N: for
@@ -57,15 +50,12 @@ class SharedBudget:
     def take(self, slot: int) -> bool:
         """One from `slot`'s budget; False when it is spent."""
         offset = slot * _SLOT.size
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        try:
+        with self.locked():
             (left,) = _SLOT.unpack(os.pread(self.fd, _SLOT.size, offset))
             if left <= 0:
                 return False
             os.pwrite(self.fd, _SLOT.pack(left - 1), offset)
             return True
-        finally:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
 
     def attach(self, ruleset: RuleSet, slots: list[int | None]) -> None:
         """Make each `times` rule of `ruleset` take from its shared slot (`allocate`'s)."""
@@ -77,11 +67,3 @@ class SharedBudget:
 
     def _taker(self, slot: int) -> Callable[[], bool]:
         return lambda: self.take(slot)
-
-    def close(self, remove: bool = False) -> None:
-        os.close(self.fd)
-        if remove:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass

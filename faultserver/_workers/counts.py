@@ -18,46 +18,44 @@ than backlog + 1 in one process). While full, a worker looks for room every
 
 from __future__ import annotations
 
-import fcntl
 import os
 import struct
-import tempfile
+
+from .shared_file import SharedFile
 
 __all__ = ["ConnectionCounts", "FleetAdmission"]
 
 _SLOT = struct.Struct("<q")
 
 
-class ConnectionCounts:
+class ConnectionCounts(SharedFile):
     """The counts file, open in this process; `workers` counts per listener region."""
 
     def __init__(self, path: str, workers: int) -> None:
-        self.path = path
+        super().__init__(path)
         self.workers = workers
-        self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        #: a listener's region: its peak, then one count per worker
+        self.region_size = (1 + workers) * _SLOT.size
 
     @classmethod
     def create(cls, workers: int) -> ConnectionCounts:
-        fd, path = tempfile.mkstemp(prefix="faultserver-connections-")
-        os.close(fd)
-        return cls(path, workers)
+        return cls(cls.make("faultserver-connections-"), workers)
 
     def region(self, index: int) -> int:
         """The offset of listener region `index` (the parent numbers them), made if new."""
-        size = (1 + self.workers) * _SLOT.size
+        size = self.region_size
         offset = index * size
         if os.fstat(self.fd).st_size < offset + size:
             os.ftruncate(self.fd, offset + size)
         return offset
 
     def _read(self, offset: int) -> list[int]:
-        data = os.pread(self.fd, (1 + self.workers) * _SLOT.size, offset)
+        data = os.pread(self.fd, self.region_size, offset)
         return [v for (v,) in _SLOT.iter_unpack(data)]
 
     def take(self, offset: int, worker: int, limit: int | None) -> bool:
         """One more open connection for `worker`, unless the fleet has `limit` open."""
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        try:
+        with self.locked():
             peak, *counts = self._read(offset)
             total = sum(counts)
             if limit is not None and total >= limit:
@@ -66,17 +64,12 @@ class ConnectionCounts:
             if total + 1 > peak:
                 os.pwrite(self.fd, _SLOT.pack(total + 1), offset)
             return True
-        finally:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
 
     def release(self, offset: int, worker: int) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        try:
+        with self.locked():
             where = offset + (1 + worker) * _SLOT.size
             (count,) = _SLOT.unpack(os.pread(self.fd, _SLOT.size, where))
             os.pwrite(self.fd, _SLOT.pack(max(0, count - 1)), where)
-        finally:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
 
     def open_now(self, offset: int) -> int:
         return sum(self._read(offset)[1:])
@@ -86,29 +79,14 @@ class ConnectionCounts:
 
     def reset_peak(self, offset: int) -> None:
         """The peak back to what is open now (a reset)."""
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        try:
+        with self.locked():
             os.pwrite(self.fd, _SLOT.pack(sum(self._read(offset)[1:])), offset)
-        finally:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
 
     def forget_worker(self, worker: int, regions: int) -> None:
         """`worker` exited: its connections are gone from every region."""
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        try:
-            size = (1 + self.workers) * _SLOT.size
+        with self.locked():
             for index in range(regions):
-                os.pwrite(self.fd, _SLOT.pack(0), index * size + (1 + worker) * _SLOT.size)
-        finally:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-
-    def close(self, remove: bool = False) -> None:
-        os.close(self.fd)
-        if remove:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
+                os.pwrite(self.fd, _SLOT.pack(0), index * self.region_size + (1 + worker) * _SLOT.size)
 
 
 class FleetAdmission:
