@@ -66,6 +66,8 @@ class ListenersInForce:
         self.ca_files = ca_files if ca_files is not None else CAFiles()
         self._slots: dict[str, _Slot] = {}
         self._conn_ids = 0
+        #: `run --workers N`: every listener's socket joins its port's SO_REUSEPORT group
+        self.reuse_port = False
         #: connection ids go up by this much (`run --workers N`: each worker its own residue)
         self.conn_id_step = 1
         #: schedules' phase changes are paused (`POST /schedule/pause`); new ones start paused
@@ -141,6 +143,7 @@ class ListenersInForce:
                 config, self.events, seed, fault_header, self._next_conn_id, self.ca_files
             )
             rt.remote = self.remote
+            rt.reuse_port = self.reuse_port
             return rt
         except Exception as exc:  # a valid profile this server cannot build (an odd seed...)
             raise StartError(f"listener {config.name}: cannot put it in force: {exc}") from None

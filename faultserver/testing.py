@@ -543,12 +543,9 @@ def _fleet(workers: int) -> Callable[..., Server]:
     """`FleetServer` with `workers` processes (their log: warnings and errors, on stderr)."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise UsageError(f"workers: expected a whole number from 1, got {workers!r}")
-    from ._workers.fleet import FleetServer
+    from ._workers.fleet import fleet_factory
 
-    def make(profile: Profile, **kwargs: Any) -> Server:
-        return FleetServer(profile, workers=workers, log_level="warning", **kwargs)
-
-    return make
+    return fleet_factory(workers, "warning")
 
 
 def _in_trio_run() -> bool:

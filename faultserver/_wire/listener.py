@@ -105,6 +105,9 @@ class ListenerRuntime:
         self._placeholders: list[trio.socket.SocketType] = []
         #: placeholder connects tried at once when filling the queue (`_fill_queue`)
         self.placeholder_width = 1
+        #: `run --workers N`: the socket joins its port's SO_REUSEPORT group (the parent's,
+        #: which only holds the port, and each worker's)
+        self.reuse_port = False
         self._placeholder_addrs: set[tuple[str, int]] = set()
         self._accepting_scope: trio.CancelScope | None = None
         self._changed = trio.Event()
@@ -195,10 +198,7 @@ class ListenerRuntime:
 
     def bind(self) -> None:
         """Bind now (synchronously, so a taken port is reported before anything starts)."""
-        # a fleet's parent (`remote` set: `run --workers N`, `running(workers=N)`) holds the
-        # port in the group its workers join, without setting the process-wide REUSE_PORT
-        reuse_port = self.remote is not None
-        self.sock = bind_listener(self.config.host, self.config.port, reuse_port=reuse_port)
+        self.sock = bind_listener(self.config.host, self.config.port, reuse_port=self.reuse_port)
         self.port = self.sock.getsockname()[1]
 
     async def run(self, nursery: trio.Nursery) -> None:

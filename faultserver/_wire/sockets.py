@@ -47,8 +47,6 @@ ACCEPT_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, er
 ACCEPT_RETRY_S = 0.1
 ACCEPT_FAILURES_PER_LOG = 300
 #: a connection that went away between the kernel's accept queue and accept(): take the next
-#: Listening sockets join a SO_REUSEPORT group (`run --workers N`: set once, before any bind).
-REUSE_PORT = False
 ACCEPT_GONE_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
 
 
@@ -63,8 +61,8 @@ def unlisten(sock: trio.socket.SocketType) -> None:
 def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> trio.socket.SocketType:
     """A bound (not yet listening) socket whose port stays ours across `unlisten`.
 
-    `reuse_port` (or `REUSE_PORT`): it joins the port's SO_REUSEPORT group, for a
-    `--workers` fleet's parent and workers.
+    `reuse_port`: it joins the port's SO_REUSEPORT group, for a `--workers` fleet's parent
+    and workers.
 
     The kernel keeps an explicitly bound port through a disconnect, but gives back one
     it picked itself (port 0). So for port 0 a first socket picks the port and a second
@@ -76,7 +74,7 @@ def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> trio.soc
         s = trio.socket.socket(family, socket.SOCK_STREAM)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port or REUSE_PORT:
+            if reuse_port:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)

@@ -39,7 +39,6 @@ from .._reload import ReloadCause
 from .._run import setup_logging
 from .._server import Server
 from .._tls.certificates import Authority
-from .._wire import sockets
 from .._wire.listener import ListenerRuntime
 from .budget import SharedBudget
 from .channel import Channel
@@ -91,6 +90,7 @@ class Worker:
         #: listener -> the certificate mode the parent has in force (generated TLS)
         self.certificates: dict[str, str] = start["certificates"]
         in_force = self.server.listeners_in_force
+        in_force.reuse_port = True
         in_force.conn_id_step = self.workers
         in_force.first_conn_id(start["conn_first"])
         in_force.on_built = self._built
@@ -255,7 +255,6 @@ async def serve_worker(fd: int) -> None:
     if not first or first[0].get("op") != "start":
         return
     start = first[0]
-    sockets.REUSE_PORT = True
     worker = Worker(channel, start)
     server = worker.server
     async with trio.open_nursery() as outer:

@@ -134,6 +134,7 @@ class FleetServer(Server):
     def __init__(self, profile: Profile, *, workers: int, log_level: str = "info", **kwargs: Any) -> None:
         super().__init__(profile, **kwargs)
         self._in_force.remote = self._set_mode_everywhere
+        self._in_force.reuse_port = True  # the parent holds each port in its workers' group
         self._in_force.before_phase = self._push_rules
         self.workers = [_Worker(i) for i in range(workers)]
         self.log_level = log_level
@@ -520,10 +521,7 @@ class FleetServer(Server):
 
 
 def fleet_factory(workers: int, log_level: str) -> Callable[..., Server]:
-    """`Server(profile, **kwargs)` for `run --workers N`: the ports join reuseport groups."""
-    from .._wire import sockets
-
-    sockets.REUSE_PORT = True
+    """`Server(profile, **kwargs)` for `run --workers N`."""
 
     def make(profile: Profile, **kwargs: Any) -> Server:
         return FleetServer(profile, workers=workers, log_level=log_level, **kwargs)
