@@ -46,6 +46,7 @@ __all__ = [
     "as_event",
     "cut_long_fields",
     "event_id",
+    "event_type",
     "select_events",
 ]
 
@@ -324,6 +325,11 @@ def select_events(
 def event_id(entry: Entry) -> int:
     """The id of a buffer entry (a dict or a compact record)."""
     return entry["id"] if type(entry) is dict else entry[0]  # type: ignore[no-any-return]
+
+
+def event_type(entry: Entry) -> str:
+    """The type of a buffer entry (a dict or a compact record)."""
+    return entry["type"] if type(entry) is dict else entry[2]  # type: ignore[no-any-return]
 
 
 def as_event(entry: Entry) -> Event:

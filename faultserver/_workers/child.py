@@ -33,7 +33,7 @@ from typing import Any
 import trio
 
 from .._decide.rules import RuleSet
-from .._events import Entry, EventLog
+from .._events import EventLog, event_type
 from .._profile.model import AcceptMode, CertificateMode, CloseHow, Profile, Rule
 from .._reload import ReloadCause
 from .._run import setup_logging
@@ -57,10 +57,6 @@ BATCH = 1024
 PLACEHOLDERS_PER_WORKER = 8
 #: The exit code of a worker that could not apply what the parent sent.
 FAILED_TO_APPLY = 3
-
-
-def _event_type(entry: Entry) -> str:
-    return entry["type"] if type(entry) is dict else entry[2]  # type: ignore[no-any-return]
 
 
 class Worker:
@@ -229,7 +225,7 @@ class Worker:
                     "worker %d: %d events left its log before they reached the parent",
                     self.index, page.missed,
                 )
-            entries = [e for e in page.entries if _event_type(e) not in PARENT_EVENTS]
+            entries = [e for e in page.entries if event_type(e) not in PARENT_EVENTS]
             conn = self.server.listeners_in_force.last_conn_id
             for first in range(0, len(entries), BATCH):
                 batch = entries[first : first + BATCH]
