@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support.cli import CliServer, cli_running, run_cli
+from tests.support.fleet import addr, events, get_once
 from tests.support.wait import wait_until
 
 PROFILE: dict[str, Any] = {
@@ -34,27 +35,6 @@ PROFILE: dict[str, Any] = {
 def fleet(tmp_path: Path) -> Iterator[CliServer]:
     with cli_running(tmp_path, PROFILE, "--workers", "2") as server:
         yield server
-
-
-def addr(server: CliServer) -> tuple[str, int]:
-    return ("127.0.0.1", server.port("api"))
-
-
-def get_once(server: CliServer, path: str = "/") -> bytes:
-    """One request on a fresh connection; the whole answer (the server closes: `close`)."""
-    with socket.create_connection(addr(server), timeout=5) as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-        return data
-
-
-def events(server: CliServer, **params: Any) -> list[dict[str, Any]]:
-    with server.client() as client:
-        body = client.get("/events", params={"limit": 10000, **params}).json()
-    result: list[dict[str, Any]] = body["events"]
-    return result
 
 
 def children(pid: int) -> list[int]:
