@@ -171,8 +171,7 @@ class UpstreamPool:
             now = trio.current_time() if idle else 0.0
             while idle:
                 conn = idle.pop()
-                idle_s = now - conn.idle_since
-                if idle_s < config.pool_idle_timeout_s and conn.transport.still_open():
+                if now - conn.idle_since < config.pool_idle_timeout_s and conn.transport.still_open():
                     conn.reused = True
                     return conn
                 conn.transport.close()
