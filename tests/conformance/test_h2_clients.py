@@ -309,7 +309,10 @@ EXPECTED: dict[str, dict[str, str | tuple[str, ...]]] = {
         "httpx": "200 x 3 (seen 3, conns 1)",
         "grpcio": "OK x 3 (seen 3, conns 1)",
         "grpcio retry": "OK x 3 (seen 3, conns 1)",
-        "go tls": "200 x 3 (seen 3, conns 3)",
+        # how many connections Go opens depends on how many of its streams went out before
+        # the server's SETTINGS arrived (each refused one goes again on a new connection):
+        # 3 as a rule, 2 seen under load
+        "go tls": ("200 x 3 (seen 3, conns 3)", "200 x 3 (seen 3, conns 2)"),
     },
     "flow_stall, 200 KiB upload": {
         "curl h2c": ("000 exit 28: curl: (28) Operation timed out after N milliseconds with 0 bytes "
