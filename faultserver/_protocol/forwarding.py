@@ -27,6 +27,7 @@ __all__ = [
     "ResponseEnd",
     "ResponseHead",
     "ResponseReader",
+    "plain_answer",
     "relayed_head",
     "request_head",
     "response_head",
@@ -433,6 +434,72 @@ def relayed_head(head: ResponseHead, *, close: bool, keep_alive_1_0: bool) -> by
     if keep_alive_1_0:
         return raw[:-2] + b"connection: keep-alive\r\n\r\n"
     return raw
+
+
+#: In a lower-cased head that httptools accepted (every line ends in CRLF, no blank before a
+#: colon): a hop-by-hop header, or the Content-Length, and its value.
+_PLAIN_LINE = re.compile(
+    rb"\n(c(?:onnection|ontent-length)|proxy-(?:connection|authorization|authenticate)"
+    rb"|keep-alive|te|trailer|transfer-encoding|upgrade|expect):([^\r]*)"
+)
+
+
+class _Complete:
+    """The httptools protocol of `plain_answer`: it only counts whole messages."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_message_complete(self) -> None:
+        self.count += 1
+
+
+def plain_answer(data: bytes, close: bool, keep_alive_1_0: bool) -> tuple[int, bytes] | None:
+    """A plain forward's common answer in one go: when `data` (one read) is exactly one
+    whole HTTP/1.1 answer with a Content-Length and a body, whose only hop-by-hop header is
+    `Connection: keep-alive`, its status and the bytes for the client (as `relayed_head`
+    makes them, the body after the head). None for anything else, which `ResponseReader`
+    then reads. An answer taken here leaves its upstream connection reusable.
+
+    This is `ResponseReader` and `relayed_head` for one case, with no event per part:
+    httptools checks the whole message (with no callback but its end), then one pass over
+    the head finds what decides."""
+    if not data.startswith(b"HTTP/1.1 "):
+        return None
+    complete = _Complete()
+    parser = httptools.HttpResponseParser(complete)
+    try:
+        parser.feed_data(data)
+    except (httptools.HttpParserError, httptools.HttpParserUpgrade):  # a 101 is not plain
+        return None
+    status = parser.get_status_code()
+    if complete.count != 1 or status < 200 or status == 204 or status == 304:
+        return None
+    end = data.find(b"\r\n\r\n") + 4
+    lowered = data[:end].lower()
+    length = -1
+    keep_alive = False
+    for name, value in _PLAIN_LINE.findall(lowered):
+        if name == b"content-length" and length < 0:
+            length = int(value)  # httptools checked it: digits, blanks around them
+        elif name == b"connection" and not keep_alive and value.strip(b" \t") == b"keep-alive":
+            keep_alive = True
+        else:
+            return None
+    if end + length != len(data):  # no length, or more bytes than the answer
+        return None
+    if keep_alive:  # the upstream connection's header goes
+        start = lowered.find(b"\r\nconnection:")
+        stop = lowered.find(b"\r\n", start + 2)
+        data = data[:start] + data[stop:]
+        end -= stop - start
+    if close:  # the client connection's own, as `relayed_head` adds it
+        return status, data[: end - 2] + b"connection: close\r\n" + data[end - 2 :]
+    if keep_alive_1_0:
+        return status, data[: end - 2] + b"connection: keep-alive\r\n" + data[end - 2 :]
+    return status, data
 
 
 def response_via(head: ResponseHead, pseudonym: str) -> bytes:

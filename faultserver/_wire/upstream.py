@@ -140,6 +140,9 @@ class UpstreamPool:
         self._free = config.pool_max_connections
         self._waiting = trio.lowlevel.ParkingLot()
         self._tls_context = tls_context(config) if config.scheme == "https" else None
+        #: a plain `http://` upstream with no `Via`: a healthy forward may take the short
+        #: path (`actions/forward.py`)
+        self.plain = config.scheme == "http" and config.via is None
         self.in_use = 0
         #: closed (a reload replaced it, or the server stops): connections given back close
         self.closed = False
