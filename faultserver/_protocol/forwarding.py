@@ -11,6 +11,7 @@ client) or by the close (HTTP/1.0 client), since the reader hands over the body 
 
 from __future__ import annotations
 
+import functools
 import http
 import re
 from dataclasses import dataclass
@@ -64,6 +65,17 @@ def _dropped(headers: list[tuple[bytes, bytes]], extra: bytes | None) -> frozens
     return dropped | {extra} if extra else dropped
 
 
+#: The names `request_head` does something with, beyond the hop-by-hop ones.
+_REWRITTEN = frozenset({b"host", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
+
+
+@functools.lru_cache(maxsize=8)
+def _looked_at(fault_header: bytes | None) -> frozenset[bytes]:
+    """Every name `request_head` does not pass on as it came (a `Connection` header may
+    name more)."""
+    return HOP_BY_HOP | _REWRITTEN | ({fault_header} if fault_header else set())
+
+
 def request_head(
     request: Request,
     upstream: Upstream,
@@ -78,28 +90,36 @@ def request_head(
     Content-Length, or chunked); else it is `request.body`, sent with its length.
     `upgrade`: the request's `Upgrade` goes with it (a tunnel is asked for)."""
     headers = request.headers
-    dropped = _dropped(headers, fault_header)
-    lines = [f"{request.method} {request.target} HTTP/1.1\r\n".encode("latin-1")]
+    looked_at = _looked_at(fault_header)
+    dropped = HOP_BY_HOP
+    for name, _ in headers:
+        if name == b"connection":  # it may name more headers to drop (this runs once a head)
+            dropped = _dropped(headers, fault_header)
+            looked_at = looked_at | dropped
+            break
+    lines = [f"{request.method} {request.target} HTTP/1.1\r\n".encode("latin-1"), b""]
     forwarded_for: bytes | None = None
     host: bytes | None = None
     has_proto = has_host = False
-    for name, value in headers:
-        if name in dropped:
+    for header in headers:
+        name = header[0]
+        if name not in looked_at:  # most headers: as they came
+            lines.append(b"%s: %s\r\n" % header)
+        elif name in dropped or name == fault_header:
             continue
-        if name == b"host":
-            host = value
-            continue
-        if name == b"x-forwarded-for":
-            forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
-            continue
-        has_proto = has_proto or name == b"x-forwarded-proto"
-        has_host = has_host or name == b"x-forwarded-host"
-        lines.append(b"%s: %s\r\n" % (name, value))
+        elif name == b"host":
+            host = header[1]
+        elif name == b"x-forwarded-for":
+            forwarded_for = header[1] if forwarded_for is None else forwarded_for + b", " + header[1]
+        else:
+            has_proto = has_proto or name == b"x-forwarded-proto"
+            has_host = has_host or name == b"x-forwarded-host"
+            lines.append(b"%s: %s\r\n" % header)
     if upstream.host_header is UpstreamHost.UPSTREAM or host is None:
         sent_host = upstream.authority.encode("latin-1")
     else:
         sent_host = host
-    lines.insert(1, b"host: %s\r\n" % sent_host)
+    lines[1] = b"host: %s\r\n" % sent_host
     client = client_ip.encode("latin-1")
     lines.append(b"x-forwarded-for: %s\r\n" % (forwarded_for + b", " + client if forwarded_for else client))
     if not has_proto:
@@ -110,16 +130,20 @@ def request_head(
         lines.append(_via(request.http_version, upstream.via, request.header(b"via")))
     if upgrade:
         lines.append(b"connection: upgrade\r\nupgrade: %s\r\n" % (request.header(b"upgrade") or b""))
-    length = request.header(b"content-length")
-    if streamed:
-        if length is not None:
-            lines.append(b"content-length: %s\r\n" % length.strip())
-        else:
-            lines.append(b"transfer-encoding: chunked\r\n")
-    elif request.body or length is not None or request.header(b"transfer-encoding"):
-        lines.append(b"content-length: %d\r\n" % len(request.body))
-    lines.append(b"\r\n")
+    lines.append(_framing(request, streamed))
     return b"".join(lines)
+
+
+def _framing(request: Request, streamed: bool) -> bytes:
+    """The end of a request's head upstream: its framing, and the blank line."""
+    if streamed:
+        length = request.header(b"content-length")
+        if length is not None:
+            return b"content-length: %s\r\n\r\n" % length.strip()
+        return b"transfer-encoding: chunked\r\n\r\n"
+    if request.body or request.header(b"content-length") is not None or request.header(b"transfer-encoding"):
+        return b"content-length: %d\r\n\r\n" % len(request.body)
+    return b"\r\n"
 
 
 def _via(version: str, pseudonym: str, earlier: bytes | None) -> bytes:

@@ -109,9 +109,10 @@ async def forward_healthy(
     ):
         return await forward(Turn(transport, ctx, conn_id, request, fields, ctx.header_rng), None)
     head = _request_head(ctx, request, fields, False, False)
-    started = trio.current_time()
+    clock = trio.current_time
+    started = clock()
     try:
-        conn = await pool.acquire()
+        conn = await pool.acquire(started)
     except UpstreamError as exc:
         relay = _Relay(Turn(transport, ctx, conn_id, request, fields, ctx.header_rng), None, pool)
         relay.reader.close()
@@ -120,9 +121,11 @@ async def forward_healthy(
     body = request.body
     first: bytes | UpstreamError | None
     try:
-        await upstream.send(head + body if len(body) < 65536 else head)
-        if len(body) >= 65536:
-            await upstream.send(body)
+        if len(body) < 65536:
+            await upstream.tcp.send(head + body if body else head)  # plain TCP: its socket
+        else:
+            await upstream.tcp.send(head)
+            await upstream.tcp.send(body)
     except OSError as exc:
         first = translate(exc, "send")
     else:
@@ -138,7 +141,8 @@ async def forward_healthy(
         relay = _Relay(Turn(transport, ctx, conn_id, request, fields, ctx.header_rng), None, pool)
         return await _exchange_and_relay(relay, conn, started, head, source, None, False, True, first)
     status, data = answer
-    latency_s = trio.current_time() - started
+    now = clock()
+    latency_s = now - started
     pool.stats.answered(status, latency_s)
     reusable = False
     try:
@@ -150,7 +154,7 @@ async def forward_healthy(
         )
         reusable = True
     finally:
-        pool.release(conn, reusable)
+        pool.release(conn, reusable, now)
     return KEEP if keep_alive else FIN
 
 
