@@ -24,6 +24,7 @@ from .._profile.model import Upstream, UpstreamHost
 __all__ = [
     "HOP_BY_HOP",
     "MAX_HEAD_BYTES",
+    "PlainAnswers",
     "ResponseBody",
     "ResponseEnd",
     "ResponseHead",
@@ -469,7 +470,7 @@ _PLAIN_LINE = re.compile(
 
 
 class _Complete:
-    """The httptools protocol of `plain_answer`: it only counts whole messages."""
+    """The httptools protocol of `PlainAnswers`: it only counts whole messages."""
 
     __slots__ = ("count",)
 
@@ -480,27 +481,56 @@ class _Complete:
         self.count += 1
 
 
-def plain_answer(data: bytes, close: bool, keep_alive_1_0: bool) -> tuple[int, bytes] | None:
-    """A plain forward's common answer in one go: when `data` (one read) is exactly one
-    whole HTTP/1.1 answer with a Content-Length and a body, whose only hop-by-hop header is
-    `Connection: keep-alive`, its status and the bytes for the client (as `relayed_head`
-    makes them, the body after the head). None for anything else, which `ResponseReader`
-    then reads. An answer taken here leaves its upstream connection reusable.
+class PlainAnswers:
+    """A plain forward's common answers on one upstream connection, each in one go
+    (`take`), with one httptools parser for all of them while each answer ends where the
+    read does (a parser per answer cost a third of a microsecond)."""
 
-    This is `ResponseReader` and `relayed_head` for one case, with no event per part:
-    httptools checks the whole message (with no callback but its end), then one pass over
-    the head finds what decides."""
-    if not data.startswith(b"HTTP/1.1 "):
-        return None
-    complete = _Complete()
-    parser = httptools.HttpResponseParser(complete)
-    try:
-        parser.feed_data(data)
-    except (httptools.HttpParserError, httptools.HttpParserUpgrade):  # a 101 is not plain
-        return None
-    status = parser.get_status_code()
-    if complete.count != 1 or status < 200 or status == 204 or status == 304:
-        return None
+    __slots__ = ("_complete", "_parser")
+
+    def __init__(self) -> None:
+        self._complete = _Complete()
+        self._parser: httptools.HttpResponseParser | None = None
+
+    def take(self, data: bytes, close: bool, keep_alive_1_0: bool) -> tuple[int, bytes] | None:
+        """When `data` (one read) is exactly one whole HTTP/1.1 answer with a
+        Content-Length and a body, whose only hop-by-hop header is `Connection:
+        keep-alive`: its status and the bytes for the client (as `relayed_head` makes them,
+        the body after the head). None for anything else, which `ResponseReader` then reads
+        from the start. An answer taken here leaves its upstream connection reusable.
+
+        This is `ResponseReader` and `relayed_head` for one case, with no event per part:
+        httptools checks the whole message (with no callback but its end), then one pass
+        over the head finds what decides."""
+        if not data.startswith(b"HTTP/1.1 "):
+            return None
+        parser = self._parser
+        if parser is None:
+            parser = self._parser = httptools.HttpResponseParser(self._complete)
+        complete = self._complete
+        complete.count = 0
+        try:
+            parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):  # a 101 is not plain
+            self._parser = None
+            return None
+        status = parser.get_status_code()
+        if complete.count != 1 or status < 200 or status == 204 or status == 304:
+            self._parser = None  # not where an answer ends, perhaps
+            return None
+        answer = _plain(data, status, close, keep_alive_1_0)
+        if answer is None:
+            self._parser = None
+        return answer
+
+
+def plain_answer(data: bytes, close: bool, keep_alive_1_0: bool) -> tuple[int, bytes] | None:
+    """`PlainAnswers.take` for one answer alone."""
+    return PlainAnswers().take(data, close, keep_alive_1_0)
+
+
+def _plain(data: bytes, status: int, close: bool, keep_alive_1_0: bool) -> tuple[int, bytes] | None:
+    """The rest of `PlainAnswers.take`, for a message httptools read whole."""
     end = data.find(b"\r\n\r\n") + 4
     lowered = data[:end].lower()
     length = -1

@@ -22,6 +22,7 @@ import trio
 
 from .._metrics_upstream import UpstreamStats
 from .._profile.model import Upstream
+from .._protocol.forwarding import PlainAnswers
 from .transport import SocketTransport
 
 __all__ = [
@@ -91,6 +92,19 @@ class UpstreamTransport:
             except BlockingIOError:
                 await trio.lowlevel.wait_readable(raw)
 
+    async def receive_later(self) -> bytes:
+        """`receive`, when `receive_nowait` has just found nothing: it waits first (a
+        second `recv` at once would only raise the same `BlockingIOError` again)."""
+        if self._tls is not None:
+            return await self.receive()
+        raw = self._raw
+        while True:
+            await trio.lowlevel.wait_readable(raw)
+            try:
+                return raw.recv(UPSTREAM_RECV_BYTES)
+            except BlockingIOError:
+                pass
+
     def receive_nowait(self) -> bytes | None:
         """What is there already (`b""`: the upstream closed), or None when nothing is:
         the common case when an answer is read just after a send yielded, with no wait
@@ -136,6 +150,8 @@ class PooledConnection:
     transport: UpstreamTransport
     reused: bool = False
     idle_since: float = 0.0
+    #: the short path's reader of its answers (`actions/forward.py`), once it took one
+    answers: PlainAnswers | None = None
 
 
 class UpstreamPool:

@@ -13,6 +13,7 @@ from faultserver._protocol.forwarding import (
     ResponseBody,
     ResponseEnd,
     ResponseHead,
+    PlainAnswers,
     ResponseReader,
     plain_answer,
     relayed_head,
@@ -169,3 +170,15 @@ def test_plain_answer_leaves_any_other_answer_to_the_reader(answer: bytes) -> No
 def test_plain_answer_leaves_other_hop_by_hop_headers_to_the_rebuild(extra: bytes) -> None:
     answer = NGINX.replace(b"\r\n\r\n", b"\r\n" + extra + b"\r\n") + b"ok\n"
     assert plain_answer(answer, False, False) is None
+
+
+def test_plain_answers_of_one_connection_share_a_parser_until_one_is_not_plain() -> None:
+    answers = PlainAnswers()
+    relayed = (200, NGINX.replace(b"Connection: keep-alive\r\n", b"") + b"ok\n")
+    assert answers.take(NGINX + b"ok\n", False, False) == relayed
+    assert answers.take(NGINX + b"ok\n", False, False) == relayed
+    # half an answer: the general reader reads it, and the next answer starts afresh
+    assert answers.take(NGINX[:30], False, False) is None
+    assert answers.take(NGINX + b"ok\n", False, False) == relayed
+    assert answers.take(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", False, False) is None
+    assert answers.take(NGINX + b"ok\n", False, False) == relayed

@@ -22,11 +22,11 @@ from ..._decide.response import PreparedResponse, error_response, filler
 from ..._profile.model import CloseHow, Forward, ForwardThen, UpstreamFailure
 from ..._protocol.events import Refusal
 from ..._protocol.forwarding import (
+    PlainAnswers,
     ResponseBody,
     ResponseEvent,
     ResponseHead,
     ResponseReader,
-    plain_answer,
     relayed_head,
     request_head,
     response_head,
@@ -131,12 +131,19 @@ async def forward_healthy(
     else:
         try:
             first = upstream.receive_nowait()
+            if first is None:  # the upstream has not answered yet (at low load, always)
+                first = await _receive_within(upstream, pool.config.read_timeout_s)
         except OSError as exc:
             first = translate(exc, "read")
+        except UpstreamError as exc:
+            first = exc
     keep_alive = request.keep_alive
     answer = None
     if type(first) is bytes and first:
-        answer = plain_answer(first, not keep_alive, keep_alive and request.http_version == "1.0")
+        answers = conn.answers
+        if answers is None:
+            answers = conn.answers = PlainAnswers()
+        answer = answers.take(first, not keep_alive, keep_alive and request.http_version == "1.0")
     if answer is None:
         relay = _Relay(Turn(transport, ctx, conn_id, request, fields, ctx.header_rng), None, pool)
         return await _exchange_and_relay(relay, conn, started, head, source, None, False, True, first)
@@ -299,18 +306,20 @@ async def read_events(
     while True:
         try:
             ready = transport.receive_nowait()
-            if ready is not None:
-                data = ready
-            else:  # only a read that waits needs a deadline (a cancel scope)
-                with trio.move_on_after(read_s) as waiting:
-                    data = await transport.receive()
-                if waiting.cancelled_caught:
-                    raise UpstreamError("timeout", "read", f"no byte within {read_s}s")
+            data = ready if ready is not None else await _receive_within(transport, read_s)
         except OSError as exc:
             raise translate(exc, "read") from exc
         events = _events_of(reader, data)
         if events:
             return events
+
+
+async def _receive_within(transport: UpstreamTransport, read_s: float) -> bytes:
+    """The next read, which `receive_nowait` found not there yet, within the read timeout
+    (only a read that waits needs a deadline, a cancel scope)."""
+    with trio.move_on_after(read_s):
+        return await transport.receive_later()
+    raise UpstreamError("timeout", "read", f"no byte within {read_s}s")
 
 
 def _events_of(reader: ResponseReader, data: bytes) -> list[ResponseEvent]:
