@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 
 from faultserver.testing import FaultServer
 from tests.proxy.conftest import proxy_profile
+from tests.proxy.upstream import Upstream
 
 _HEAD = (
     b"HTTP/1.1 200 OK\r\nServer: one-write\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"
@@ -150,3 +152,34 @@ def test_answer_the_short_path_does_not_take_is_relayed_and_its_connection_not_r
     assert one_write.connections == 2
     srv.wait_for(type="forward", request_on_connection=2)
     assert [e["reused"] for e in srv.events(type="forward")] == [False, False]
+
+
+def test_drop_while_the_upstream_is_silent_gives_its_connection_back(
+    faultserver: Callable[..., FaultServer], upstream: Upstream
+) -> None:
+    srv = faultserver(proxy_profile(upstream.url), admin=True)
+    outcome: list[object] = []
+
+    def stalled() -> None:
+        try:
+            outcome.append(httpx.get(srv.url + "/stall", timeout=5))
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=stalled)
+    thread.start()
+    srv.wait_for(type="request", path="/stall")
+    time.sleep(0.2)  # the request is upstream, and the forward waits for its answer
+    assert _pool_in_use(srv) == 1
+    assert srv.drop(how="rst") == 1
+    thread.join(5)
+    assert isinstance(outcome[0], httpx.ReadError)
+    assert _pool_in_use(srv) == 0
+    assert httpx.get(srv.url + "/ok", timeout=5).status_code == 200
+
+
+def _pool_in_use(srv: FaultServer) -> float:
+    text = httpx.get(f"{srv.control_url}/metrics").text
+    found = re.search(r'faultserver_upstream_pool_in_use\{listener="proxy"\} (\d+)', text)
+    assert found, text
+    return float(found.group(1))

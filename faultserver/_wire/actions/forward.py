@@ -117,35 +117,21 @@ async def forward_healthy(
         relay = _Relay(Turn(transport, ctx, conn_id, request, fields, ctx.header_rng), None, pool)
         relay.reader.close()
         return await relay.failed(exc, started)
-    upstream = conn.transport
-    body = request.body
-    first: bytes | UpstreamError | None
-    try:
-        if len(body) < 65536:
-            await upstream.tcp.send(head + body if body else head)  # plain TCP: its socket
-        else:
-            await upstream.tcp.send(head)
-            await upstream.tcp.send(body)
-    except OSError as exc:
-        first = translate(exc, "send")
-    else:
-        try:
-            first = upstream.receive_nowait()
-            if first is None:  # the upstream has not answered yet (at low load, always)
-                first = await _receive_within(upstream, pool.config.read_timeout_s)
-        except OSError as exc:
-            first = translate(exc, "read")
-        except UpstreamError as exc:
-            first = exc
     keep_alive = request.keep_alive
-    answer = None
-    if type(first) is bytes and first:
-        answers = conn.answers
-        if answers is None:
-            answers = conn.answers = PlainAnswers()
-        answer = answers.take(first, not keep_alive, keep_alive and request.http_version == "1.0")
+    try:  # until the answer is relayed or handed on, the connection is this code's to give back
+        first = await _send_and_read(conn.transport, head, request.body, pool.config.read_timeout_s)
+        answer = None
+        if type(first) is bytes and first:
+            answers = conn.answers
+            if answers is None:
+                answers = conn.answers = PlainAnswers()
+            answer = answers.take(first, not keep_alive, keep_alive and request.http_version == "1.0")
+        if answer is None:
+            relay = _Relay(Turn(transport, ctx, conn_id, request, fields, ctx.header_rng), None, pool)
+    except BaseException:  # cancelled (a drop, the server's stop) while the upstream answers
+        pool.release(conn, False)
+        raise
     if answer is None:
-        relay = _Relay(Turn(transport, ctx, conn_id, request, fields, ctx.header_rng), None, pool)
         return await _exchange_and_relay(relay, conn, started, head, source, None, False, True, first)
     status, data = answer
     now = clock()
@@ -163,6 +149,30 @@ async def forward_healthy(
     finally:
         pool.release(conn, reusable, now)
     return KEEP if keep_alive else FIN
+
+
+async def _send_and_read(
+    upstream: UpstreamTransport, head: bytes, body: bytes | bytearray, read_s: float
+) -> bytes | UpstreamError | None:
+    """The short path's exchange over plain TCP: send the request whole, then what the
+    first read brings (within the read timeout), or how the send or the read failed."""
+    try:
+        if len(body) < 65536:
+            await upstream.tcp.send(head + body if body else head)
+        else:
+            await upstream.tcp.send(head)
+            await upstream.tcp.send(body)
+    except OSError as exc:
+        return translate(exc, "send")
+    try:
+        first = upstream.receive_nowait()
+        if first is None:  # the upstream has not answered yet (at low load, always)
+            first = await _receive_within(upstream, read_s)
+    except OSError as exc:
+        return translate(exc, "read")
+    except UpstreamError as exc:
+        return exc
+    return first
 
 
 def _request_head(
