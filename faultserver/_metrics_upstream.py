@@ -14,6 +14,8 @@ from typing import Protocol
 
 __all__ = ["LATENCY_BUCKETS_S", "UpstreamStats", "render_upstream_metrics"]
 
+#: A status's class, by its first digit (httptools reads three digits, no more).
+_CLASSES = tuple(f"{digit}xx" for digit in range(10))
 #: The latency histogram's upper bounds, in seconds (Prometheus's defaults, and 2.5 ms).
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -38,7 +40,7 @@ class UpstreamStats:
 
     def answered(self, status: int, latency_s: float) -> None:
         """An answer's head arrived `latency_s` after the forward began."""
-        self.responses[f"{status // 100}xx"] += 1
+        self.responses[_CLASSES[status // 100]] += 1
         self.latency_buckets[bisect.bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
         self.latency_sum_s += latency_s
         self.latency_count += 1

@@ -15,18 +15,16 @@ A listener with an `upstream` accepts `ProxiedConnection`s; every other listener
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import trio
 
 from .._decide.request import Request
-from .._decide.response import PreparedResponse
 from .._profile.model import CloseHow
 from .._protocol.events import ContinueExpected, PeerEnded, Refusal
 from .._protocol.http1 import ReaderState
 from .._protocol.http1_streaming import StreamingRequestReader
-from .actions import FIN, KEEP, Outcome, Turn
-from .actions.forward import forward
+from .actions import FIN, KEEP, Outcome
+from .actions.forward import forward_healthy
 from .actions.respond import send_refusal
 from .connection import Connection
 from .context import ListenerContext
@@ -38,23 +36,11 @@ __all__ = ["ProxiedConnection"]
 _IDLE = ReaderState.IDLE
 
 
-async def _forward_healthy(
-    transport: Transport,
-    ctx: ListenerContext,
-    conn_id: int,
-    prepared: PreparedResponse,
-    request: Request,
-    fields: dict[str, Any],
-) -> Outcome:
-    """A proxied listener's answer to a request no rule stops: the upstream's."""
-    return await forward(Turn(transport, ctx, conn_id, request, fields, ctx.header_rng), None)
-
-
 class ProxiedConnection(Connection):
     """A connection of a proxied listener (see the module docstring)."""
 
     __slots__ = ()
-    answer_healthy = staticmethod(_forward_healthy)
+    answer_healthy = staticmethod(forward_healthy)
 
     def __init__(self, ctx: ListenerContext, transport: Transport, peer: str, conn_id: int) -> None:
         super().__init__(ctx, transport, peer, conn_id)

@@ -13,6 +13,7 @@ Errors are translated here, at the edge, into `UpstreamError` with the spec's wo
 from __future__ import annotations
 
 import errno
+import select
 import socket
 import ssl
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import trio
 
 from .._metrics_upstream import UpstreamStats
 from .._profile.model import Upstream
+from .._protocol.forwarding import PlainAnswers
 from .transport import SocketTransport
 
 __all__ = [
@@ -54,17 +56,21 @@ class UpstreamError(Exception):
 class UpstreamTransport:
     """A connection to the upstream: a TCP socket, or TLS over one (`https://`)."""
 
-    __slots__ = ("_plain", "_raw", "_tls", "sock")
+    __slots__ = ("_poll", "_raw", "_tls", "sock", "tcp")
 
     def __init__(self, sock: trio.socket.SocketType, tls: trio.SSLStream[trio.SocketStream] | None) -> None:
         self.sock = sock
         self._raw: socket.socket = sock._sock  # type: ignore[attr-defined]
-        self._plain = SocketTransport(sock)
+        #: the TCP socket as a transport (under TLS: what carries the records)
+        self.tcp = SocketTransport(sock)
         self._tls = tls
+        #: `still_open`'s look at the socket (a poll set holding it alone)
+        self._poll = select.poll()
+        self._poll.register(self._raw, select.POLLIN)
 
     async def send(self, data: bytes | bytearray | memoryview) -> None:
         if self._tls is None:
-            await self._plain.send(data)
+            await self.tcp.send(data)
             return
         try:
             await self._tls.send_all(data)
@@ -86,6 +92,19 @@ class UpstreamTransport:
             except BlockingIOError:
                 await trio.lowlevel.wait_readable(raw)
 
+    async def receive_later(self) -> bytes:
+        """`receive`, when `receive_nowait` has just found nothing: it waits first (a
+        second `recv` at once would only raise the same `BlockingIOError` again)."""
+        if self._tls is not None:
+            return await self.receive()
+        raw = self._raw
+        while True:
+            await trio.lowlevel.wait_readable(raw)
+            try:
+                return raw.recv(UPSTREAM_RECV_BYTES)
+            except BlockingIOError:
+                pass
+
     def receive_nowait(self) -> bytes | None:
         """What is there already (`b""`: the upstream closed), or None when nothing is:
         the common case when an answer is read just after a send yielded, with no wait
@@ -105,7 +124,13 @@ class UpstreamTransport:
     def still_open(self) -> bool:
         """Whether an idle connection is still usable: the upstream has not closed it (a FIN
         or an RST waiting) nor, in plain TCP, sent anything unasked (over TLS, a session
-        ticket may be waiting). Checked without waiting."""
+        ticket may be waiting). Checked without waiting.
+
+        First a `poll` with no timeout, which says "nothing there" (the usual answer)
+        without the exception a `recv` that finds nothing raises: that exception cost more
+        than the system call. When something is there, a peek says what."""
+        if not self._poll.poll(0):
+            return True
         try:
             data = self._raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except BlockingIOError:
@@ -125,6 +150,8 @@ class PooledConnection:
     transport: UpstreamTransport
     reused: bool = False
     idle_since: float = 0.0
+    #: the short path's reader of its answers (`actions/forward.py`), once it took one
+    answers: PlainAnswers | None = None
 
 
 class UpstreamPool:
@@ -140,6 +167,9 @@ class UpstreamPool:
         self._free = config.pool_max_connections
         self._waiting = trio.lowlevel.ParkingLot()
         self._tls_context = tls_context(config) if config.scheme == "https" else None
+        #: a plain `http://` upstream with no `Via`: a healthy forward may take the short
+        #: path (`actions/forward.py`)
+        self.plain = config.scheme == "http" and config.via is None
         self.in_use = 0
         #: closed (a reload replaced it, or the server stops): connections given back close
         self.closed = False
@@ -148,8 +178,9 @@ class UpstreamPool:
     def idle(self) -> int:
         return len(self._idle)
 
-    async def acquire(self) -> PooledConnection:
+    async def acquire(self, now: float | None = None) -> PooledConnection:
         """A connection: an idle one, else a new one; `UpstreamError` if none in time.
+        `now`: `trio.current_time()`, when the caller has just read it.
 
         An idle connection is checked first (`still_open`, one system call), even one idle
         for a moment: an upstream may have answered unasked (a 408) and closed, and those
@@ -168,9 +199,11 @@ class UpstreamPool:
         self.in_use += 1
         try:
             idle = self._idle
-            now = trio.current_time() if idle else 0.0
+            if idle and now is None:
+                now = trio.current_time()
             while idle:
                 conn = idle.pop()
+                assert now is not None
                 if now - conn.idle_since < config.pool_idle_timeout_s and conn.transport.still_open():
                     conn.reused = True
                     return conn
@@ -184,11 +217,12 @@ class UpstreamPool:
         """A new connection in the slot of one that failed (a stale pooled one)."""
         return PooledConnection(await self._connect())
 
-    def release(self, conn: PooledConnection, reusable: bool) -> None:
-        """Give a connection back: kept idle when `reusable`, else closed."""
+    def release(self, conn: PooledConnection, reusable: bool, now: float | None = None) -> None:
+        """Give a connection back: kept idle when `reusable`, else closed. `now`: as for
+        `acquire`."""
         self._give_back_slot()
         if reusable and not self.closed:
-            conn.idle_since = trio.current_time()
+            conn.idle_since = trio.current_time() if now is None else now
             self._idle.append(conn)
         else:
             conn.transport.close()

@@ -18,10 +18,11 @@ import httptools
 import trio
 
 from ..._decide.request import Request
-from ..._decide.response import error_response, filler
+from ..._decide.response import PreparedResponse, error_response, filler
 from ..._profile.model import CloseHow, Forward, ForwardThen, UpstreamFailure
 from ..._protocol.events import Refusal
 from ..._protocol.forwarding import (
+    PlainAnswers,
     ResponseBody,
     ResponseEvent,
     ResponseHead,
@@ -33,6 +34,7 @@ from ..._protocol.forwarding import (
 )
 from ..._protocol.http1_streaming import BodyStream
 from .. import timer
+from ..context import ListenerContext
 from ..request_body import BODY, BodyStalledError, RequestBody
 from ..splice import SPLICE_AVAILABLE, SPLICE_MIN_BYTES, ClientStalledError, splice_body
 from ..transport import PEER_GONE, SocketTransport, Transport
@@ -41,7 +43,7 @@ from ..upstream import PooledConnection, UpstreamError, UpstreamPool, UpstreamTr
 from .base import FIN, GONE, KEEP, RST, ActionUnit, Ending, Outcome, Turn
 from .respond import send_refusal, send_response
 
-__all__ = ["UNIT", "forward"]
+__all__ = ["UNIT", "forward", "forward_healthy"]
 
 _NOTHING = ForwardThen()
 #: a dribbled answer leaves in pieces of this long at its rate (about 50 a second)
@@ -65,23 +67,141 @@ async def forward(turn: Turn, action: Forward | None) -> Outcome:
     pool: UpstreamPool | None = ctx.upstream
     if pool is None:  # `X-Fault: forward` on a listener with no upstream: its own answer
         return await send_response(turn.transport, ctx, turn.conn_id, ctx.prepared, request, turn.fields)
-    upstream = pool.config
-    fields = turn.fields
     source = BODY.get()
     upgrade = source is not None and source.reader.upgraded is request
     stream = source.stream_of(request) if source is not None and not upgrade else None
-    proto = "https" if ctx.tls is not None else "http"
-    client_ip = _client_ip(fields)
-    streamed = stream is not None
-    head = request_head(request, upstream, client_ip, proto, ctx.fault_header, streamed, upgrade)
+    head = _request_head(ctx, request, turn.fields, stream is not None, upgrade)
     relay = _Relay(turn, action, pool)
-    read_s = upstream.read_timeout_s
     started = trio.current_time()
     try:
         conn = await pool.acquire()
     except UpstreamError as exc:
         relay.reader.close()
         return await relay.failed(exc, started)
+    return await _exchange_and_relay(relay, conn, started, head, source, stream, upgrade, False, None)
+
+
+async def forward_healthy(
+    transport: Transport,
+    ctx: ListenerContext,
+    conn_id: int,
+    prepared: PreparedResponse,
+    request: Request,
+    fields: dict[str, Any],
+) -> Outcome:
+    """A proxied listener's answer to a request no rule stops: `forward` with nothing
+    applied, the common case on a short path.
+
+    The short path takes a request whose body came whole (no `HEAD`, no `Upgrade`) to a
+    plain `http://` upstream with no `via`, sends it, and reads once: an answer that is
+    whole in that read and can be relayed as it came (`plain_answer`) goes out at once,
+    with the same counts and `forward` event. Anything else (no byte yet, a failure, any
+    other answer) goes on `forward`'s way from where it stands, so a plain forward and a
+    short one differ in cost only."""
+    pool = ctx.upstream
+    source = BODY.get()
+    if (
+        pool is None
+        or not pool.plain
+        or not request.body_read
+        or request.method == "HEAD"
+        or (source is not None and source.reader.upgraded is request)
+    ):
+        return await forward(Turn(transport, ctx, conn_id, request, fields, ctx.header_rng), None)
+    head = _request_head(ctx, request, fields, False, False)
+    clock = trio.current_time
+    started = clock()
+    try:
+        conn = await pool.acquire(started)
+    except UpstreamError as exc:
+        relay = _Relay(Turn(transport, ctx, conn_id, request, fields, ctx.header_rng), None, pool)
+        relay.reader.close()
+        return await relay.failed(exc, started)
+    keep_alive = request.keep_alive
+    try:  # until the answer is relayed or handed on, the connection is this code's to give back
+        first = await _send_and_read(conn.transport, head, request.body, pool.config.read_timeout_s)
+        answer = None
+        if type(first) is bytes and first:
+            answers = conn.answers
+            if answers is None:
+                answers = conn.answers = PlainAnswers()
+            answer = answers.take(first, not keep_alive, keep_alive and request.http_version == "1.0")
+        if answer is None:
+            relay = _Relay(Turn(transport, ctx, conn_id, request, fields, ctx.header_rng), None, pool)
+    except BaseException:  # cancelled (a drop, the server's stop) while the upstream answers
+        pool.release(conn, False)
+        raise
+    if answer is None:
+        return await _exchange_and_relay(relay, conn, started, head, source, None, False, True, first)
+    status, data = answer
+    now = clock()
+    latency_s = now - started
+    pool.stats.answered(status, latency_s)
+    reusable = False
+    try:
+        await transport.send(data)
+        ctx.stats.responses[status] += 1
+        ctx.events.emit_fields(
+            "forward", ctx.name, fields, None,
+            status=status, upstream_status=status, upstream_ms=round(latency_s * 1000, 3), reused=conn.reused,
+        )
+        reusable = True
+    finally:
+        pool.release(conn, reusable, now)
+    return KEEP if keep_alive else FIN
+
+
+async def _send_and_read(
+    upstream: UpstreamTransport, head: bytes, body: bytes | bytearray, read_s: float
+) -> bytes | UpstreamError | None:
+    """The short path's exchange over plain TCP: send the request whole, then what the
+    first read brings (within the read timeout), or how the send or the read failed."""
+    try:
+        if len(body) < 65536:
+            await upstream.tcp.send(head + body if body else head)
+        else:
+            await upstream.tcp.send(head)
+            await upstream.tcp.send(body)
+    except OSError as exc:
+        return translate(exc, "send")
+    try:
+        first = upstream.receive_nowait()
+        if first is None:  # the upstream has not answered yet (at low load, always)
+            first = await _receive_within(upstream, read_s)
+    except OSError as exc:
+        return translate(exc, "read")
+    except UpstreamError as exc:
+        return exc
+    return first
+
+
+def _request_head(
+    ctx: ListenerContext, request: Request, fields: dict[str, Any], streamed: bool, upgrade: bool
+) -> bytes:
+    assert ctx.upstream is not None
+    proto = "https" if ctx.tls is not None else "http"
+    upstream = ctx.upstream.config
+    return request_head(request, upstream, _client_ip(fields), proto, ctx.fault_header, streamed, upgrade)
+
+
+async def _exchange_and_relay(
+    relay: _Relay,
+    conn: PooledConnection,
+    started: float,
+    head: bytes,
+    source: RequestBody | None,
+    stream: BodyStream | None,
+    upgrade: bool,
+    sent: bool,
+    first: bytes | UpstreamError | None,
+) -> Outcome:
+    """Send the request on `conn` and relay its answer. `sent`: the request went already
+    (with its body whole), and `first` is what the first read brought (None: nothing yet),
+    or how the send or that read failed."""
+    turn = relay.turn
+    request = relay.request
+    pool = relay.pool
+    read_s = pool.config.read_timeout_s
     reusable = False
     try:
         if stream is not None:
@@ -94,10 +214,12 @@ async def forward(turn: Turn, action: Forward | None) -> Outcome:
                 )
             except BodyStalledError as exc:
                 refusal = Refusal(408 if "stalled" in str(exc) else 400, str(exc))
-                return await send_refusal(turn.transport, ctx, refusal, fields)
+                return await send_refusal(turn.transport, turn.ctx, refusal, turn.fields)
         else:
             try:
-                events = await _exchange(conn.transport, head, request.body, relay.reader, read_s)
+                events = await _exchange(
+                    conn.transport, head, request.body, relay.reader, read_s, sent, first
+                )
             except UpstreamError as exc:
                 if not conn.reused or exc.reason not in ("reset", "closed") or exc.data:
                     raise
@@ -107,7 +229,9 @@ async def forward(turn: Turn, action: Forward | None) -> Outcome:
                 conn.transport = (await pool.fresh()).transport
                 relay.reader.close()
                 relay.reader = ResponseReader(request.method == "HEAD")
-                events = await _exchange(conn.transport, head, request.body, relay.reader, read_s)
+                events = await _exchange(
+                    conn.transport, head, request.body, relay.reader, read_s, False, None
+                )
         latency_s = trio.current_time() - started
         relay.upstream_ms = round(latency_s * 1000, 3)
         answer = relay.reader.head
@@ -130,15 +254,29 @@ async def forward(turn: Turn, action: Forward | None) -> Outcome:
 
 
 async def _exchange(
-    transport: UpstreamTransport, head: bytes, body: bytes | bytearray, reader: ResponseReader, read_s: float
+    transport: UpstreamTransport,
+    head: bytes,
+    body: bytes | bytearray,
+    reader: ResponseReader,
+    read_s: float,
+    sent: bool,
+    first: bytes | UpstreamError | None,
 ) -> list[ResponseEvent]:
-    """Send the request; the first events of the answer."""
-    try:
-        await transport.send(head + body if len(body) < 65536 else head)
-        if len(body) >= 65536:
-            await transport.send(body)
-    except OSError as exc:
-        raise translate(exc, "send") from exc
+    """Send the request (unless it was `sent`: see `_exchange_and_relay`); the first
+    events of the answer."""
+    if not sent:
+        try:
+            await transport.send(head + body if len(body) < 65536 else head)
+            if len(body) >= 65536:
+                await transport.send(body)
+        except OSError as exc:
+            raise translate(exc, "send") from exc
+    elif isinstance(first, UpstreamError):
+        raise first
+    elif first is not None:
+        events = _events_of(reader, first)
+        if events:
+            return events
     return await read_events(transport, reader, read_s)
 
 
@@ -177,25 +315,34 @@ async def read_events(
     """The events of the next read (none is an error: each read brings some, or more bytes)."""
     while True:
         try:
-            data = transport.receive_nowait()
-            if data is None:  # only a read that waits needs a deadline (a cancel scope)
-                with trio.move_on_after(read_s) as waiting:
-                    data = await transport.receive()
-                if waiting.cancelled_caught:
-                    raise UpstreamError("timeout", "read", f"no byte within {read_s}s")
+            ready = transport.receive_nowait()
+            data = ready if ready is not None else await _receive_within(transport, read_s)
         except OSError as exc:
             raise translate(exc, "read") from exc
-        if not data:
-            ended = reader.feed_eof()
-            if ended is None:
-                raise UpstreamError("closed", "read", "the upstream closed before the answer was complete")
-            return ended
-        try:
-            events = reader.feed(data)
-        except httptools.HttpParserError as exc:
-            raise UpstreamError("invalid", "read", str(exc), data) from exc
+        events = _events_of(reader, data)
         if events:
             return events
+
+
+async def _receive_within(transport: UpstreamTransport, read_s: float) -> bytes:
+    """The next read, which `receive_nowait` found not there yet, within the read timeout
+    (only a read that waits needs a deadline, a cancel scope)."""
+    with trio.move_on_after(read_s):
+        return await transport.receive_later()
+    raise UpstreamError("timeout", "read", f"no byte within {read_s}s")
+
+
+def _events_of(reader: ResponseReader, data: bytes) -> list[ResponseEvent]:
+    """What one read of the answer brings (`b""`: the upstream closed); none: more bytes."""
+    if not data:
+        ended = reader.feed_eof()
+        if ended is None:
+            raise UpstreamError("closed", "read", "the upstream closed before the answer was complete")
+        return ended
+    try:
+        return reader.feed(data)
+    except httptools.HttpParserError as exc:
+        raise UpstreamError("invalid", "read", str(exc), data) from exc
 
 
 class _Relay:
