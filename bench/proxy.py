@@ -4,7 +4,9 @@
 
 Prints, against an nginx upstream serving a 3-byte file and a large file:
   1. keep-alive GET throughput (wrk -t1 -c50) through faultserver's proxy, through a bare
-     Trio + httptools forwarder (bench/baseline_proxy.py) and through nginx's proxy_pass
+     Trio + httptools forwarder (bench/baseline_proxy.py), through a minimal correct one
+     (bench/baseline_proxy_rfc.py: hop-by-hop headers, X-Forwarded-*, a shared pool,
+     502/504) and through nginx's proxy_pass
      (the machine's limit, for reference); A/B runs alternate which goes first; also the
      CPU time each Python process spent per request (/proc/PID/stat), steadier than rates
      on a shared machine;
@@ -224,8 +226,13 @@ def main() -> None:
             baseline = [PY, str(HERE / "baseline_proxy.py"), str(base_port), str(upstream_port)]
             bare = spawn(baseline, base_port)
             procs.append(bare)
+            rfc_port = free_port()
+            minimal = [PY, str(HERE / "baseline_proxy_rfc.py"), str(rfc_port), str(upstream_port)]
+            rfc = spawn(minimal, rfc_port)
+            procs.append(rfc)
             print(f"load average {load_average()} at the start")
-            report(args, (fs.pid, bare.pid), upstream_port, nginx_proxy, fs_port, base_port)
+            pids = (fs.pid, bare.pid)
+            report(args, pids, upstream_port, nginx_proxy, fs_port, base_port, (rfc.pid, rfc_port))
             print(f"load average {load_average()} at the end")
             parse_costs()
         finally:
@@ -234,19 +241,29 @@ def main() -> None:
 
 
 def report(
-    args: argparse.Namespace, pids: tuple[int, int], upstream: int, nginx_proxy: int, fs: int, base: int
+    args: argparse.Namespace,
+    pids: tuple[int, int],
+    upstream: int,
+    nginx_proxy: int,
+    fs: int,
+    base: int,
+    rfc: tuple[int, int],
 ) -> None:
     s = args.seconds
     fs_pid, bare_pid = pids
-    for port in (fs, base, nginx_proxy):
+    rfc_pid, rfc_port = rfc
+    for port in (fs, base, rfc_port, nginx_proxy):
         wrk(port, 1)  # warm up
     ours: list[tuple[float, float]] = []
     theirs: list[tuple[float, float]] = []
-    for i in range(args.pairs):  # A/B pairs, alternating which goes first
+    minimal: list[tuple[float, float]] = []
+    for i in range(args.pairs):  # A/B/C rounds, alternating which goes first
         if i % 2 == 0:
             ours.append(wrk(fs, s, fs_pid))
             theirs.append(wrk(base, s, bare_pid))
+            minimal.append(wrk(rfc_port, s, rfc_pid))
         else:
+            minimal.append(wrk(rfc_port, s, rfc_pid))
             theirs.append(wrk(base, s, bare_pid))
             ours.append(wrk(fs, s, fs_pid))
     reference, _ = wrk(nginx_proxy, s)
@@ -259,6 +276,11 @@ def report(
     print(f"  ratio faultserver/bare:     {a / b:9.2f}      (target >= 0.8)")
     print(f"  CPU per request: faultserver {cpu_a:.1f} us ({cpus(ours)}), bare {cpu_b:.1f} us "
           f"({cpus(theirs)}): ratio bare/faultserver {cpu_b / cpu_a:.2f}")
+    c, cpu_c = statistics.median(x for x, _ in minimal), statistics.median(x for _, x in minimal)
+    print(f"  minimal RFC 9110 proxy:     {c:9.0f} req/s  (runs: {runs(minimal)}; CPU {cpu_c:.1f} us, "
+          f"{cpus(minimal)}; bench/baseline_proxy_rfc.py)")
+    print(f"  ratio faultserver/minimal:  {a / c:9.2f}      "
+          f"(CPU ratio minimal/faultserver {cpu_c / cpu_a:.2f})")
     print(f"  nginx proxy_pass reference: {reference:9.0f} req/s; nginx direct: {direct:.0f} req/s")
     n = args.latency_count
     latencies_ms(fs, 200)

@@ -1,0 +1,166 @@
+"""A second proxy reference: the least a correct HTTP/1.1 forwarder does, on the same stack
+(Trio + httptools), and nothing faultserver adds (no rules, events, metrics or limits).
+
+`baseline_proxy.py` relays bytes: it never looks inside a head, so it forwards hop-by-hop
+headers (which RFC 9110 section 7.6.1 says a proxy must remove), ties one upstream
+connection to each client connection, and has no timeout. This one does what the proxy
+issue's data path asks of any proxy, in as few lines:
+
+- parses each request head, drops the hop-by-hop headers (`Connection` and the names it
+  lists, `Keep-Alive`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, `Proxy-*`), adds
+  `X-Forwarded-For`, `-Proto` and `-Host`, and frames the body with `Content-Length`;
+- takes an upstream connection from one keep-alive pool shared by all clients;
+- answers 502 when the upstream cannot be reached and 504 when it does not answer in time;
+- parses each answer head, drops its hop-by-hop headers and relays it with
+  `Content-Length` (answers are read whole: the bench's are 3-byte answers to GETs).
+
+    python bench/baseline_proxy_rfc.py PORT UPSTREAM_PORT   # prints "listening http://127.0.0.1:PORT"
+"""
+
+import socket
+import sys
+
+import httptools
+import trio
+
+HOP_BY_HOP = {b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
+#: ... and the framing, which this proxy writes itself
+DROPPED = HOP_BY_HOP | {b"content-length"}
+READ_TIMEOUT_S = 30.0
+
+
+class Message:
+    """One parsed message at a time: its URL, headers and body, and those complete."""
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.done: list[tuple[bytes, list[tuple[bytes, bytes]], bytes]] = []
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.done.append((self.url, self.headers, b"".join(self.body)))
+        self.url, self.headers, self.body = b"", [], []
+
+
+def end_to_end(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """The header lines a proxy passes on: all but the hop-by-hop ones (and the framing)."""
+    drop = DROPPED
+    for name, value in headers:
+        if name.lower() == b"connection":
+            drop = drop | {v.strip().lower() for v in value.split(b",")}
+    return [
+        name + b": " + value
+        for name, value in headers
+        if name.lower() not in drop and not name.lower().startswith(b"proxy-")
+    ]
+
+
+class Pool:
+    """Idle keep-alive connections to the upstream, shared by every client connection."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.idle: list[trio.socket.SocketType] = []
+
+    async def acquire(self) -> trio.socket.SocketType:
+        if self.idle:
+            return self.idle.pop()
+        sock = trio.socket.socket()
+        await sock.connect(("127.0.0.1", self.port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+
+async def exchange(pool: Pool, request: bytes) -> bytes:
+    """Send one request upstream and read its answer; the answer to relay."""
+    try:
+        upstream = await pool.acquire()
+    except OSError:
+        return b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n"
+    answer = Message()
+    parser = httptools.HttpResponseParser(answer)
+    try:
+        await upstream.send(request)
+        with trio.move_on_after(READ_TIMEOUT_S):
+            while not answer.done:
+                data = await upstream.recv(65536)
+                if not data:
+                    raise OSError("the upstream closed")
+                parser.feed_data(data)
+        if not answer.done:
+            upstream.close()
+            return b"HTTP/1.1 504 Gateway Timeout\r\ncontent-length: 0\r\n\r\n"
+    except (OSError, httptools.HttpParserError):
+        upstream.close()
+        return b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n"
+    _, headers, body = answer.done[0]
+    closing = any(n.lower() == b"connection" and b"close" in v.lower() for n, v in headers)
+    if parser.get_http_version() == "1.1" and not closing:
+        pool.idle.append(upstream)
+    else:
+        upstream.close()
+    status = parser.get_status_code()
+    head = [b"HTTP/1.1 %d %s" % (status, answer.reason), *end_to_end(headers)]
+    lines = [*head, b"content-length: %d" % len(body)]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+async def handle(client: trio.socket.SocketType, peer: str, pool: Pool) -> None:
+    requests = Message()
+    parser = httptools.HttpRequestParser(requests)
+    with client:
+        try:
+            while data := await client.recv(65536):
+                parser.feed_data(data)
+                for url, headers, body in requests.done:
+                    host = next((v for n, v in headers if n.lower() == b"host"), b"")
+                    lines = [
+                        parser.get_method() + b" " + url + b" HTTP/1.1",
+                        *end_to_end(headers),
+                        b"x-forwarded-for: " + peer.encode(),
+                        b"x-forwarded-proto: http",
+                        b"x-forwarded-host: " + host,
+                    ]
+                    if body:
+                        lines.append(b"content-length: %d" % len(body))
+                    await client.send(await exchange(pool, b"\r\n".join(lines) + b"\r\n\r\n" + body))
+                requests.done.clear()
+                if not parser.should_keep_alive():
+                    return
+        except (OSError, httptools.HttpParserError):
+            pass
+
+
+async def main(port: int, upstream_port: int) -> None:
+    listener = trio.socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    await listener.bind(("127.0.0.1", port))
+    listener.listen(1024)
+    pool = Pool(upstream_port)
+    print(f"listening http://127.0.0.1:{listener.getsockname()[1]}", flush=True)
+    async with trio.open_nursery() as nursery:
+        while True:
+            sock, peer = await listener.accept()
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            nursery.start_soon(handle, sock, peer[0], pool)
+
+
+if __name__ == "__main__":
+    try:
+        trio.run(main, int(sys.argv[1]), int(sys.argv[2]))
+    except KeyboardInterrupt:
+        pass
