@@ -23,7 +23,9 @@ chunk its part of them). With `&burst=M` the rate is a token bucket (`TokenBucke
 events a second on average and up to M at once, always the newest (`since` only says where
 the count of `missed` starts). The dashboard asks for a low rate and a burst of the rows it
 keeps: a burst smaller than that is shown whole, only a sustained flood is sampled, and
-an open page costs the data plane little (each event sent is an event encoded).
+an open page costs the data plane little (each event sent is an event encoded). While such a
+reader is sampled (its last chunk skipped events), it gets a chunk every `SSE_SAMPLED_S`
+(0.5 s) instead of every 0.1 s: as many events a second, in fewer, larger chunks.
 
 A reader first gets the events it asked for (`since`, `Last-Event-ID`) in order;
 once it has caught up it gets the newest events, and when more arrived than its share (or
@@ -61,6 +63,8 @@ SSE_CHUNKS_PER_S = 250
 SSE_EVENTS_PER_S = 20_000
 #: ... but at least this many per chunk.
 SSE_MIN_BATCH = 20
+#: A reader with a token bucket that is being sampled gets a chunk at most this often.
+SSE_SAMPLED_S = 0.5
 #: The SSE stream sends a comment this often so proxies and clients see it is alive.
 SSE_KEEPALIVE_S = 15.0
 
@@ -183,6 +187,7 @@ class EventStreams:
         cursor = since
         sent_at = -math.inf
         live = False  # True once the events asked for are sent: then the newest first
+        sampled = False  # the last chunk skipped events for the bucket (then fewer chunks)
         yield b": faultserver events\n\n"
         while True:
             with trio.move_on_after(SSE_KEEPALIVE_S) as waiting:
@@ -192,7 +197,7 @@ class EventStreams:
                 continue
             readers = max(1, len(self._readers))
             interval = max(SSE_BATCH_S, readers / SSE_CHUNKS_PER_S)
-            await trio.sleep_until(sent_at + interval)
+            await trio.sleep_until(sent_at + (max(interval, SSE_SAMPLED_S) if sampled else interval))
             share = max(SSE_MIN_BATCH, int(SSE_EVENTS_PER_S * interval / readers))
             if bucket is not None:  # the newest of what the bucket holds (the dashboard)
                 now = trio.current_time()
@@ -201,6 +206,7 @@ class EventStreams:
                     now = trio.current_time()
                 page = log.catch_up(cursor, min(share, bucket.available(now)))
                 bucket.take(len(page.entries), now)
+                sampled = page.missed > 0
             else:
                 if rate is not None:  # a reader that asked for less
                     share = min(share, max(1, int(rate * interval)))

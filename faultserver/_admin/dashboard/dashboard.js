@@ -16,10 +16,11 @@ const WINDOW_S = 300;
 const MIN_WINDOW_S = 60;
 /** New rows are drawn in the animation frame after RENDER_MS from the first of them; under
  * load (the server skipped events for the page, or the last batch had over BUSY_BATCH), at
- * most every BUSY_RENDER_MS, so the page costs the machine little. Nothing is drawn or parsed
- * while the list is scrolled (paused) or the tab is hidden. */
+ * most every BUSY_RENDER_MS, so the page costs the machine little (each drawing costs about
+ * as much however few rows it adds: the rows then shown are a sample anyway). Nothing is
+ * drawn or parsed while the list is scrolled (paused) or the tab is hidden. */
 const RENDER_MS = 150;
-const BUSY_RENDER_MS = 1000;
+const BUSY_RENDER_MS = 2000;
 const BUSY_BATCH = 100;
 const RETRY_MS = 1000;
 /** The stream is a token bucket (`?rate=STREAM_RATE&burst=STREAM_BURST`): a burst of up to
