@@ -4,10 +4,12 @@
 // is written with textContent, never as HTML.
 
 const TOKEN_KEY = "faultserver.token";
-/** Listeners (their counters and plots) are read every POLL_MS; the schedule (/state) and the
- * rules' counts (/metrics) every SLOW_POLL_MS, and at once after every action: each read is a
- * request to the server that also serves the data plane. */
+/** Listeners (their counters and plots) are read every POLL_MS (under load, while the events
+ * are drawn every BUSY_RENDER_MS: every BUSY_POLL_MS); the schedule (/state) and the rules'
+ * counts (/metrics) every SLOW_POLL_MS, and at once after every action: each read is a
+ * request to the server that also serves the data plane, and each redraws the plots. */
 const POLL_MS = 1000;
+const BUSY_POLL_MS = 2000;
 const SLOW_POLL_MS = 3000;
 /** Events kept in the page: the newest MAX_ROWS; older ones are counted as dropped. */
 const MAX_ROWS = 500;
@@ -56,6 +58,8 @@ let pendingWhilePaused = 0;
 /** The last event id seen (null: none yet, so the stream starts with what happens next). */
 let lastId = null;
 let renderDelay = RENDER_MS;
+/** Under load: the server skipped events for the page, or the last batch had over BUSY_BATCH. */
+let busy = false;
 let flushedAt = 0;
 /** `missed` as last drawn: more since means the server is sampling the stream (busy). */
 let missedAtFlush = 0;
@@ -193,7 +197,7 @@ function start() {
 async function pollLoop() {
   while (running) {
     await poll();
-    await sleep(POLL_MS);
+    await sleep(busy ? BUSY_POLL_MS : POLL_MS);
   }
 }
 
@@ -616,7 +620,8 @@ function flush() {
     return;
   }
   const batch = absorb();
-  renderDelay = batch.length > BUSY_BATCH || missed > missedAtFlush ? BUSY_RENDER_MS : RENDER_MS;
+  busy = batch.length > BUSY_BATCH || missed > missedAtFlush;
+  renderDelay = busy ? BUSY_RENDER_MS : RENDER_MS;
   missedAtFlush = missed;
   const list = $("event-list");
   const fresh = [];  // newest first
