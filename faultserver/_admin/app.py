@@ -196,7 +196,8 @@ class _Routes:
         since = query.since
         if since is None:
             since = parse.query_count("Last-Event-ID", request.headers.get("last-event-id") or None)
-        resp = Response(self._streams.open(since, query.wanted, query.rate), content_type="text/event-stream")
+        stream = self._streams.open(since, query.wanted, query.rate, query.burst)
+        resp = Response(stream, content_type="text/event-stream")
         resp.headers["cache-control"] = "no-cache"
         resp.timeout = None
         return resp

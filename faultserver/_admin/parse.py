@@ -182,8 +182,10 @@ class EventQuery:
     limit: int | None
     newest: int | None
     wanted: EventFilter
-    #: `GET /events/stream` only: at most this many events a second to this reader
+    #: `GET /events/stream` only: at most this many events a second to this reader ...
     rate: int | None = None
+    #: ... and up to this many at once (a token bucket; needs `rate`)
+    burst: int | None = None
 
 
 def check_query(endpoint: str, given: Collection[str], allowed: Sequence[str]) -> None:
@@ -199,7 +201,7 @@ def events_query(args: Mapping[str, list[str]], *, paging: bool = True) -> Event
 
     A filter given several times matches any of its values: `type=fault&type=drop`.
     """
-    counts = ("since", "limit", "newest") if paging else ("since", "rate")
+    counts = ("since", "limit", "newest") if paging else ("since", "rate", "burst")
     check_query(
         "GET /events" if paging else "GET /events/stream", list(args), [*counts, *EVENT_FIELDS]
     )
@@ -213,6 +215,10 @@ def events_query(args: Mapping[str, list[str]], *, paging: bool = True) -> Event
         raise UsageError("limit and newest do not go together (limit pages from since; newest: the newest N)")
     if numbers.get("rate") == 0:
         raise UsageError("rate must be 1 or more (events a second), got 0")
+    if numbers.get("burst") == 0:
+        raise UsageError("burst must be 1 or more (events at once), got 0")
+    if numbers.get("burst") is not None and numbers.get("rate") is None:
+        raise UsageError("burst needs rate (burst: events at once; rate: events a second on average)")
     filters: dict[str, Any] = {}
     for name, values in args.items():
         kind = EVENT_FIELDS.get(name)
@@ -220,7 +226,7 @@ def events_query(args: Mapping[str, list[str]], *, paging: bool = True) -> Event
             filters[name] = tuple(query_count(name, v) if kind is int else v for v in values)
     return EventQuery(
         numbers["since"], numbers.get("limit"), numbers.get("newest"), EventFilter.of(filters),
-        numbers.get("rate"),
+        numbers.get("rate"), numbers.get("burst"),
     )
 
 

@@ -18,8 +18,14 @@ Measured (bench/sse_fanout.py, `wrk -t1 -c50`): with 100 readers the data plane 
 0.87-0.89x of its throughput without them. A reader that needs every event reads
 `--events FILE` or pages through `GET /events` instead.
 
-A reader may ask for less than its share (`?rate=N`: at most N events a second): the
-dashboard does, so that a page open during a load test costs the data plane little.
+A reader may ask for less than its share (`?rate=N`: at most N events a second, each
+chunk its part of them). With `&burst=M` the rate is a token bucket (`TokenBucket`): N
+events a second on average and up to M at once, always the newest (`since` only says where
+the count of `missed` starts). The dashboard asks for a low rate and a burst of the rows it
+keeps: a burst smaller than that is shown whole, only a sustained flood is sampled, and
+an open page costs the data plane little (each event sent is an event encoded). While such a
+reader is sampled (its last chunk skipped events), it gets a chunk every `SSE_SAMPLED_S`
+(0.5 s) instead of every 0.1 s: as many events a second, in fewer, larger chunks.
 
 A reader first gets the events it asked for (`since`, `Last-Event-ID`) in order;
 once it has caught up it gets the newest events, and when more arrived than its share (or
@@ -39,6 +45,7 @@ import trio
 
 from .._errors import CapacityError
 from .._events import Entry, EventFilter, EventLog, Page, as_event, event_id, select_events
+from .bucket import TokenBucket
 
 __all__ = ["DEFAULT_LIMIT", "EventStreams", "FrameCache"]
 
@@ -56,6 +63,8 @@ SSE_CHUNKS_PER_S = 250
 SSE_EVENTS_PER_S = 20_000
 #: ... but at least this many per chunk.
 SSE_MIN_BATCH = 20
+#: A reader with a token bucket that is being sampled gets a chunk at most this often.
+SSE_SAMPLED_S = 0.5
 #: The SSE stream sends a comment this often so proxies and clients see it is alive.
 SSE_KEEPALIVE_S = 15.0
 
@@ -150,25 +159,35 @@ class EventStreams:
     # --- GET /events/stream -----------------------------------------------------------
 
     def open(
-        self, since: int | None, wanted: EventFilter = _ANY, rate: int | None = None
+        self,
+        since: int | None,
+        wanted: EventFilter = _ANY,
+        rate: int | None = None,
+        burst: int | None = None,
     ) -> AsyncIterator[bytes]:
         """A new reader's stream from `since` (None: live only), of the events `wanted`
-        matches, at most `rate` events a second (None: its share); CapacityError when full."""
+        matches, at most `rate` events a second (None: its share), with `burst` the size of
+        its token bucket (None: no bucket, each chunk its part of `rate`); CapacityError when
+        full."""
         if len(self._readers) >= self.max_subscribers:
             raise CapacityError(
                 f"too many event stream readers: at most {self.max_subscribers} at once "
                 "(control.max_subscribers); try again later"
             )
-        stream = self._stream(self.log.last_id if since is None else since, wanted, rate)
+        bucket = None if rate is None or burst is None else TokenBucket(rate, burst, trio.current_time())
+        stream = self._stream(self.log.last_id if since is None else since, wanted, rate, bucket)
         self._readers.add(stream)
         return stream
 
-    async def _stream(self, since: int, wanted: EventFilter, rate: int | None) -> AsyncIterator[bytes]:
+    async def _stream(
+        self, since: int, wanted: EventFilter, rate: int | None, bucket: TokenBucket | None
+    ) -> AsyncIterator[bytes]:
         # counted in `_readers` for as long as the generator object lives (a WeakSet)
         log = self.log
         cursor = since
         sent_at = -math.inf
         live = False  # True once the events asked for are sent: then the newest first
+        sampled = False  # the last chunk skipped events for the bucket (then fewer chunks)
         yield b": faultserver events\n\n"
         while True:
             with trio.move_on_after(SSE_KEEPALIVE_S) as waiting:
@@ -178,15 +197,24 @@ class EventStreams:
                 continue
             readers = max(1, len(self._readers))
             interval = max(SSE_BATCH_S, readers / SSE_CHUNKS_PER_S)
-            await trio.sleep_until(sent_at + interval)
+            await trio.sleep_until(sent_at + (max(interval, SSE_SAMPLED_S) if sampled else interval))
             share = max(SSE_MIN_BATCH, int(SSE_EVENTS_PER_S * interval / readers))
-            if rate is not None:  # a reader that asked for less (the dashboard)
-                share = min(share, max(1, int(rate * interval)))
-            if live:
-                page = log.catch_up(cursor, share)
+            if bucket is not None:  # the newest of what the bucket holds (the dashboard)
+                now = trio.current_time()
+                if bucket.available(now) < 1:
+                    await trio.sleep_until(bucket.ready_at(now))
+                    now = trio.current_time()
+                page = log.catch_up(cursor, min(share, bucket.available(now)))
+                bucket.take(len(page.entries), now)
+                sampled = page.missed > 0
             else:
-                page = log.page(cursor, share)
-                live = not page.more
+                if rate is not None:  # a reader that asked for less
+                    share = min(share, max(1, int(rate * interval)))
+                if live:
+                    page = log.catch_up(cursor, share)
+                else:
+                    page = log.page(cursor, share)
+                    live = not page.more
             cursor = page.next_since
             chunk = sse_frame("missed", {"missed": page.missed}) if page.missed else b""
             entries = page.entries

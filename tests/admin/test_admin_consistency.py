@@ -113,8 +113,8 @@ def test_events_stream_takes_the_filters_and_refuses_unknown_parameters(admin, a
     srv, api = admin(two_listeners(adm))
     adm.assert_json_error(
         api.get("/events/stream?limit=3"), 400,
-        "unknown query parameter 'limit' for GET /events/stream (expected: since, rate, type, listener, "
-        "conn, peer, method, path, fingerprint, rule, action, status, how, accept, cause)",
+        "unknown query parameter 'limit' for GET /events/stream (expected: since, rate, burst, type, "
+        "listener, conn, peer, method, path, fingerprint, rule, action, status, how, accept, cause)",
     )
     with httpx.Client(base_url=srv.control_url, timeout=5) as client:
         with connect_sse(client, "GET", "/events/stream", params={"since": 0, "type": "fault"}) as source:

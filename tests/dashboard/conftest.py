@@ -105,7 +105,7 @@ class Page:
         return list(self.js(
             "return [...document.querySelectorAll('#event-list > li')].map(li => ({"
             " id: Number(li.dataset.id), type: li.dataset.type,"
-            " text: li.querySelector('summary').textContent,"
+            " text: li.querySelector('.summary').textContent,"
             " what: li.querySelector('.what').textContent,"
             " listener: li.querySelector('.listener').textContent, classes: li.className}))"))
 

@@ -119,7 +119,7 @@ def test_wheel_carries_the_dashboard_and_serves_it_from_there(tmp_path):
 
 
 def test_event_stream_rate_skips_what_is_over_it_and_says_so(faultserver):
-    """`GET /events/stream?rate=N` (the dashboard asks for 2,000): a burst beyond the rate is
+    """`GET /events/stream?rate=N` (without `burst`: each chunk its part of N): a burst beyond the rate is
     skipped, told in `missed` notices, and every event is either sent or counted missed."""
     from httpx_sse import connect_sse
 

@@ -4,25 +4,33 @@
 // is written with textContent, never as HTML.
 
 const TOKEN_KEY = "faultserver.token";
-/** Listeners (their counters and plots) are read every POLL_MS; the schedule (/state) and the
- * rules' counts (/metrics) every SLOW_POLL_MS, and at once after every action: each read is a
- * request to the server that also serves the data plane. */
+/** Listeners (their counters and plots) are read every POLL_MS (under load, while the events
+ * are drawn every BUSY_RENDER_MS: every BUSY_POLL_MS); the schedule (/state) and the rules'
+ * counts (/metrics) every SLOW_POLL_MS, and at once after every action: each read is a
+ * request to the server that also serves the data plane, and each redraws the plots. */
 const POLL_MS = 1000;
+const BUSY_POLL_MS = 2000;
 const SLOW_POLL_MS = 3000;
 /** Events kept in the page: the newest MAX_ROWS; older ones are counted as dropped. */
 const MAX_ROWS = 500;
 /** The plots' window: it grows from MIN_WINDOW_S to WINDOW_S as the page stays open. */
 const WINDOW_S = 300;
 const MIN_WINDOW_S = 60;
-/** New rows are drawn RENDER_MS after the first of them arrived; under load (the last batch
- * had over BUSY_BATCH events), at most every BUSY_RENDER_MS, so the page costs the machine little. */
+/** New rows are drawn in the animation frame after RENDER_MS from the first of them; under
+ * load (the server skipped events for the page, or the last batch had over BUSY_BATCH), at
+ * most every BUSY_RENDER_MS, so the page costs the machine little (each drawing costs about
+ * as much however few rows it adds: the rows then shown are a sample anyway). Nothing is
+ * drawn or parsed while the list is scrolled (paused) or the tab is hidden. */
 const RENDER_MS = 150;
-const BUSY_RENDER_MS = 1000;
+const BUSY_RENDER_MS = 2000;
 const BUSY_BATCH = 100;
 const RETRY_MS = 1000;
-/** The events a second the page asks the stream for (`?rate=`): the rest are skipped by the
- * server and counted as dropped, so that an open page costs the data plane little. */
-const STREAM_RATE = 2000;
+/** The stream is a token bucket (`?rate=STREAM_RATE&burst=STREAM_BURST`): a burst of up to
+ * the rows kept is sent whole, a sustained flood is sampled at STREAM_RATE events a second;
+ * the server counts what it skipped (`missed`), shown as dropped. Each event sent is one the
+ * server encodes and the page reads, while the data plane shares the machine. */
+const STREAM_RATE = 100;
+const STREAM_BURST = MAX_ROWS;
 const MODES = ["open", "refuse", "stall"];
 const TYPES = [
   "accept", "request", "response", "fault", "idle_close", "max_requests_close", "peer_close",
@@ -50,7 +58,13 @@ let pendingWhilePaused = 0;
 /** The last event id seen (null: none yet, so the stream starts with what happens next). */
 let lastId = null;
 let renderDelay = RENDER_MS;
+/** Under load: the server skipped events for the page, or the last batch had over BUSY_BATCH. */
+let busy = false;
 let flushedAt = 0;
+/** `missed` as last drawn: more since means the server is sampling the stream (busy). */
+let missedAtFlush = 0;
+/** Aborts the event stream's fetch when the tab is hidden (it is read again once shown). */
+let streamAbort = null;
 /** The last /state and /metrics read, and when (the schedule's countdown runs on between reads). */
 let slow = null;
 let slowAt = 0;
@@ -154,6 +168,9 @@ async function boot() {
   $("filter-listener").addEventListener("change", rerender);
   $("filter-type").addEventListener("change", rerender);
   $("event-list").addEventListener("scroll", onScroll, { passive: true });
+  $("event-list").addEventListener("click", onRowClick);
+  $("event-list").addEventListener("keydown", onRowKey);
+  document.addEventListener("visibilitychange", onVisibility);
   $("follow").addEventListener("click", () => { $("event-list").scrollTop = 0; onScroll(); });
   for (const type of TYPES) addOption($("filter-type"), type);
   let resp;
@@ -180,7 +197,7 @@ function start() {
 async function pollLoop() {
   while (running) {
     await poll();
-    await sleep(POLL_MS);
+    await sleep(busy ? BUSY_POLL_MS : POLL_MS);
   }
 }
 
@@ -192,9 +209,11 @@ async function poll(all = false) {
   if (!running) return;
   try {
     const readSlow = all || !slow || performance.now() - slowAt >= SLOW_POLL_MS - 100;
+    // /metrics is read for the rules' counts only: not while no listener has a rule
+    const withRules = !slow || slow.state.listeners.some((item) => item.rules.length);
     const [list, read] = await Promise.all([
       api("GET", "/listeners"),
-      readSlow ? Promise.all([api("GET", "/state"), api("GET", "/metrics")]) : null,
+      readSlow ? Promise.all([api("GET", "/state"), withRules ? api("GET", "/metrics") : ""]) : null,
     ]);
     if (read) {
       slow = { state: read[0], fired: firedByRule(read[1]) };
@@ -301,6 +320,7 @@ function updateCard(view, inForce, fired, now) {
   setText(card, ".retries", view.retries);
   setText(card, ".faults", faults);
   updateRules(card, inForce ? inForce.rules : [], fired);
+  if (document.hidden) return;  // the history goes on; the plots are drawn once shown
   const plot = (kind) => card.querySelector(`[data-plot="${kind}"]`);
   const span = Math.min(WINDOW_S, Math.max(MIN_WINDOW_S, now - history[0].t));
   drawPlot(plot("requests"), now, span, { requests: rates.map((r) => [r.t, r.requests]) });
@@ -470,9 +490,16 @@ async function follow() {
     if (err instanceof Unauthorized) return showLogin("The token was refused (401).");
   }
   while (running) {
+    if (document.hidden) {
+      await shown();
+      continue;
+    }
     try {
       const since = lastId === null ? "" : `since=${lastId}&`;
-      const resp = await fetch(`/events/stream?${since}rate=${STREAM_RATE}`, { headers: authHeaders(), cache: "no-store" });
+      streamAbort = new AbortController();
+      const query = `${since}rate=${STREAM_RATE}&burst=${STREAM_BURST}`;
+      const resp = await fetch(`/events/stream?${query}`,
+        { headers: authHeaders(), cache: "no-store", signal: streamAbort.signal });
       if (resp.status === 401) return showLogin("The token was refused (401).");
       if (!resp.ok) throw new Error(`GET /events/stream: ${resp.status}`);
       setStatus("live", "live");
@@ -495,10 +522,35 @@ async function follow() {
       }
       reader.cancel().catch(() => {});
     } catch (err) {
-      // the server went away or stopped the stream: try again
+      // the server went away or stopped the stream (or the tab was hidden): try again
     }
+    streamAbort = null;
+    if (document.hidden) continue;  // read again from lastId once shown
     if (running) setStatus("reconnecting", "error");
     await sleep(RETRY_MS);
+  }
+}
+
+/** Resolves once the tab is shown. */
+function shown() {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (document.hidden) return;
+      document.removeEventListener("visibilitychange", check);
+      resolve();
+    };
+    document.addEventListener("visibilitychange", check);
+  });
+}
+
+/** A hidden tab stops the stream (the server then skips nothing for it and sends nothing) and
+ * draws nothing; once shown, the stream starts again from the last event seen (the newest
+ * STREAM_BURST of those after it, the rest counted as dropped), and the rows are drawn. */
+function onVisibility() {
+  if (document.hidden) {
+    streamAbort?.abort();
+  } else {
+    scheduleFlush();
   }
 }
 
@@ -524,7 +576,8 @@ function parseEvent(item) {
   return typeof item === "string" ? JSON.parse(item.slice(item.indexOf("\ndata: ") + 7)) : item;
 }
 
-/** New events, oldest first: parsed ones, or frames still as text. */
+/** New events, oldest first: parsed ones, or frames still as text (kept as text, at most
+ * MAX_ROWS of them, until they are drawn). */
 function receive(events) {
   if (!events.length) return;
   incoming.push(...events);
@@ -532,43 +585,58 @@ function receive(events) {
     dropped += incoming.length - MAX_ROWS;
     incoming = incoming.slice(-MAX_ROWS);
   }
+  if (paused) pendingWhilePaused += events.length;
   lastId = Math.max(lastId ?? 0, idOf(events.at(-1)));
-  if (!renderTimer) {
-    const now = performance.now();
-    renderTimer = setTimeout(flush, Math.max(RENDER_MS, flushedAt + renderDelay - now));
-  }
+  scheduleFlush();
 }
 
-function flush() {
-  renderTimer = 0;
+/** Draw in an animation frame, RENDER_MS (busy: BUSY_RENDER_MS) after the last drawing. */
+function scheduleFlush() {
+  if (renderTimer || document.hidden) return;
+  const wait = Math.max(RENDER_MS, flushedAt + renderDelay - performance.now());
+  renderTimer = setTimeout(() => requestAnimationFrame(flush), wait);
+}
+
+/** The events that arrived join the kept ones (parsed now; the oldest leave). */
+function absorb() {
   const batch = incoming.map(parseEvent);
   incoming = [];
-  renderDelay = batch.length > BUSY_BATCH ? BUSY_RENDER_MS : RENDER_MS;
-  flushedAt = performance.now();
   for (const event of batch) if (event.type) addOption($("filter-type"), event.type);
   store.push(...batch);
   if (store.length > MAX_ROWS) {
     dropped += store.length - MAX_ROWS;
     store = store.slice(-MAX_ROWS);
   }
-  if (paused) {
-    pendingWhilePaused += batch.length;
-  } else {
-    const list = $("event-list");
-    const fresh = [];  // newest first
-    for (let i = batch.length - 1; i >= 0 && fresh.length < MAX_ROWS; i--) if (wanted(batch[i])) fresh.push(batch[i]);
-    if (fresh.length >= MAX_ROWS) {
-      // under load every row shown is new: the rows already there are refilled, not rebuilt
-      const rows = list.children;
-      fresh.forEach((event, i) => (i < rows.length ? fill(rows[i], event) : list.append(row(event))));
-      while (rows.length > fresh.length) list.lastElementChild.remove();
-    } else {
-      const fragment = document.createDocumentFragment();
-      for (const event of fresh) fragment.append(row(event));
-      list.prepend(fragment);
-    }
-    trimRows(list);
+  return batch;
+}
+
+function flush() {
+  renderTimer = 0;
+  if (document.hidden) return;  // drawn once shown (onVisibility)
+  flushedAt = performance.now();
+  if (paused) {  // nothing is parsed or drawn while scrolled: only the count of new events
+    renderDelay = BUSY_RENDER_MS;
+    showCounts();
+    return;
   }
+  const batch = absorb();
+  busy = batch.length > BUSY_BATCH || missed > missedAtFlush;
+  renderDelay = busy ? BUSY_RENDER_MS : RENDER_MS;
+  missedAtFlush = missed;
+  const list = $("event-list");
+  const fresh = [];  // newest first
+  for (let i = batch.length - 1; i >= 0 && fresh.length < MAX_ROWS; i--) if (wanted(batch[i])) fresh.push(batch[i]);
+  if (fresh.length >= MAX_ROWS) {
+    // under load every row shown is new: the rows already there are refilled, not rebuilt
+    const rows = list.children;
+    fresh.forEach((event, i) => (i < rows.length ? fill(rows[i], event) : list.append(row(event))));
+    while (rows.length > fresh.length) list.lastElementChild.remove();
+  } else {
+    const fragment = document.createDocumentFragment();
+    for (const event of fresh) fragment.append(row(event));
+    list.prepend(fragment);
+  }
+  trimRows(list);
   showCounts();
 }
 
@@ -581,6 +649,7 @@ function trimRows(list) {
 }
 
 function rerender() {
+  absorb();
   const list = $("event-list");
   const rows = [];
   for (let i = store.length - 1; i >= 0; i--) if (wanted(store[i])) rows.push(row(store[i]));
@@ -616,27 +685,45 @@ function wanted(event) {
   return (!listener || event.listener === listener) && (!type || event.type === type);
 }
 
-/** A new row for `event`: its summary, and its fields once opened. */
+/** A new row for `event`: its summary line, and its fields once opened (`toggle`). Plain
+ * elements, not <details>: each of those brings a shadow tree, and under load the page adds
+ * up to a hundred rows a second; one listener on the list opens them all. */
 function row(event) {
   const li = document.createElement("li");
-  const details = document.createElement("details");
-  const summary = document.createElement("summary");
+  const summary = document.createElement("div");
+  summary.className = "summary";
+  summary.tabIndex = 0;
+  summary.setAttribute("role", "button");
   for (const cls of ["time", "listener", "type", "what", "badge"]) {
     const span = document.createElement("span");
     span.className = cls;
     summary.append(span);
   }
-  details.append(summary);
-  // the fields are written out when the row is opened
-  details.addEventListener("toggle", () => {
-    if (!details.open || details.querySelector("pre")) return;
-    const pre = document.createElement("pre");
-    pre.textContent = JSON.stringify(shownIn.get(li), null, 2);
-    details.append(pre);
-  });
-  li.append(details);
+  li.append(summary);
   fill(li, event);
   return li;
+}
+
+/** Open a row (its fields written out now) or close it. */
+function toggle(li) {
+  const pre = li.querySelector("pre");
+  li.firstElementChild.setAttribute("aria-expanded", String(!pre));
+  if (pre) return pre.remove();
+  const fields = document.createElement("pre");
+  fields.textContent = JSON.stringify(shownIn.get(li), null, 2);
+  li.append(fields);
+}
+
+function onRowClick(event) {
+  const summary = event.target.closest(".summary");
+  if (summary) toggle(summary.parentElement);
+}
+
+function onRowKey(event) {
+  const summary = event.target.closest(".summary");
+  if (!summary || (event.key !== "Enter" && event.key !== " ")) return;
+  event.preventDefault();
+  toggle(summary.parentElement);
 }
 
 /** The event each row shows (a row may be refilled with another). */
@@ -648,10 +735,12 @@ function fill(li, event) {
   li.dataset.id = event.id;
   li.dataset.type = event.type;
   li.className = `event type-${event.type}${event.retry ? " retry" : event.repeat ? " repeat" : ""}`;
-  const details = li.firstElementChild;
-  if (details.open) details.open = false;
-  details.querySelector("pre")?.remove();
-  const spans = details.firstElementChild.children;
+  const summary = li.firstElementChild;
+  if (summary.nextElementSibling) {
+    summary.nextElementSibling.remove();
+    summary.setAttribute("aria-expanded", "false");
+  }
+  const spans = summary.children;
   spans[0].textContent = clock(event.time);
   spans[1].textContent = event.listener || "-";
   spans[2].textContent = event.type;
