@@ -277,9 +277,9 @@ def report(
     print(f"  CPU per request: faultserver {cpu_a:.1f} us ({cpus(ours)}), bare {cpu_b:.1f} us "
           f"({cpus(theirs)}): ratio bare/faultserver {cpu_b / cpu_a:.2f}")
     c, cpu_c = statistics.median(x for x, _ in minimal), statistics.median(x for _, x in minimal)
-    print(f"  minimal RFC 9110 proxy:     {c:9.0f} req/s  (runs: {runs(minimal)}; CPU {cpu_c:.1f} us, "
+    print(f"  minimal correct forwarder:  {c:9.0f} req/s  (runs: {runs(minimal)}; CPU {cpu_c:.1f} us, "
           f"{cpus(minimal)}; bench/baseline_proxy_rfc.py)")
-    print(f"  ratio faultserver/minimal:  {a / c:9.2f}      "
+    print(f"  ratio faultserver/minimal:  {a / c:9.2f}      (context, not the target) "
           f"(CPU ratio minimal/faultserver {cpu_c / cpu_a:.2f})")
     print(f"  nginx proxy_pass reference: {reference:9.0f} req/s; nginx direct: {direct:.0f} req/s")
     n = args.latency_count

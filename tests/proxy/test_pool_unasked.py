@@ -5,7 +5,6 @@ request's answer."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -14,51 +13,29 @@ import pytest
 
 from faultserver.testing import FaultServer
 from tests.proxy.conftest import proxy_profile
+from tests.proxy.raw_upstream import RawUpstream, read_head
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n"
 _UNASKED = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
-class _UnaskedUpstream:
+class _UnaskedUpstream(RawUpstream):
     """Answers one request per connection with 200 keep-alive, then at once sends an unasked
     408 and a FIN on that connection (before the next request could come)."""
 
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.connections = 0
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                conn.sendall(_OK)
-                time.sleep(0.05)
-                conn.sendall(_UNASKED)
-                conn.shutdown(socket.SHUT_WR)
-                conn.settimeout(1)
-                try:
-                    while conn.recv(65536):
-                        pass
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.sock.close()
+    def serve(self, conn: socket.socket) -> None:
+        if read_head(conn, b"") is None:
+            return
+        conn.sendall(_OK)
+        time.sleep(0.05)
+        conn.sendall(_UNASKED)
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(1)
+        try:
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 
 from faultserver.testing import FaultServer
 from tests.proxy.conftest import proxy_profile
+from tests.proxy.raw_upstream import RawUpstream, read_head
 from tests.proxy.upstream import Upstream
 
 _HEAD = (
@@ -30,47 +31,24 @@ _ANSWERS = {
 }
 
 
-class _OneWriteUpstream:
+class _OneWriteUpstream(RawUpstream):
     """Answers each request with one `sendall` of a whole answer, chosen by its path;
     closes after `/closing` and `/extra`. Keeps each request's head as it arrived."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.connections = 0
         self.heads: list[bytes] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         data = b""
-        with conn:
-            while True:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, data = data.partition(b"\r\n\r\n")
-                self.heads.append(head)
-                path = head.split(b" ", 2)[1]
-                conn.sendall(_ANSWERS[path])
-                if path != b"/plain":
-                    return
-
-    def close(self) -> None:
-        self.sock.close()
+        while (read := read_head(conn, data)) is not None:
+            head, data = read
+            self.heads.append(head)
+            path = head.split(b" ", 2)[1]
+            conn.sendall(_ANSWERS[path])
+            if path != b"/plain":
+                return
 
 
 @pytest.fixture
