@@ -1,8 +1,9 @@
-"""The proxy throughput reference: a bare Trio + httptools forwarder, the few lines any
-proxy needs. One upstream connection per client connection, requests forwarded one at a
-time (head and Content-Length body as read), answers relayed with their Content-Length.
-No header rewriting, no pool, no timeouts, no faults: an upper bound for faultserver's
-proxy mode on the same stack.
+"""The stack's floor, for context: a byte relay on Trio + httptools. One upstream
+connection per client connection, requests forwarded one at a time (head and
+Content-Length body as read), answers relayed with their Content-Length. No header
+rewriting (so not a correct proxy: hop-by-hop headers pass), no pool, no timeouts, no
+faults: the least any forwarder on this stack can cost. The throughput target's reference
+is `baseline_proxy_rfc.py`, which does what every proxy must.
 
     python bench/baseline_proxy.py PORT UPSTREAM_PORT   # prints "listening http://127.0.0.1:PORT"
 """
