@@ -61,15 +61,12 @@ class Message:
 
 def end_to_end(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
     """The header lines a proxy passes on: all but the hop-by-hop ones (and the framing)."""
+    lowered = [(name.lower(), name, value) for name, value in headers]
     drop = DROPPED
-    for name, value in headers:
-        if name.lower() == b"connection":
+    for low, _, value in lowered:
+        if low == b"connection":
             drop = drop | {v.strip().lower() for v in value.split(b",")}
-    return [
-        name + b": " + value
-        for name, value in headers
-        if name.lower() not in drop and not name.lower().startswith(b"proxy-")
-    ]
+    return [name + b": " + value for low, name, value in lowered if low not in drop and low[:6] != b"proxy-"]
 
 
 class Pool:
