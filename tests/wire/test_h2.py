@@ -110,7 +110,11 @@ STREAM_FAULTS = {
                 "curl: (92) HTTP/2 stream 1 was not closed cleanly: INTERNAL_ERROR (err 2)"),
     "hang-for": ({"action": "hang", "for": "300ms"}, 92,
                  "curl: (92) HTTP/2 stream 1 was not closed cleanly: CANCEL (err 8)"),
-    "reset": ({"action": "reset"}, 56, "curl: (56) Recv failure: Connection reset by peer"),
+    # the RST meets curl's read as a rule, seldom its write (a SETTINGS ack or WINDOW_UPDATE
+    # going out): seen once in a CI run
+    "reset": ({"action": "reset"}, (56, 55),
+              ("curl: (56) Recv failure: Connection reset by peer",
+               "curl: (55) Send failure: Connection reset by peer")),
     "goaway-0": ({"action": "goaway", "last_stream_id": 0}, 16,
                  "curl: (16) Error in the HTTP2 framing layer"),
 }
@@ -120,7 +124,8 @@ STREAM_FAULTS = {
 def test_h2_stream_fault_as_curl_reports_it(faultserver, fault):
     rule, code, message = STREAM_FAULTS[fault]
     srv = faultserver(h2_profile([{"name": "f", **rule}]))
-    assert curl(srv.url + "/f", "--http2-prior-knowledge")[::2] == (code, message)
+    faces = set(zip(code, message, strict=True)) if isinstance(code, tuple) else {(code, message)}
+    assert curl(srv.url + "/f", "--http2-prior-knowledge")[::2] in faces
     assert srv.wait_for(type="fault", rule="f")["stream"] == 1
 
 

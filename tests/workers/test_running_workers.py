@@ -140,7 +140,7 @@ def test_every_event_of_a_burst_reaches_the_parent() -> None:
         # parent's log (ids are consecutive: the newest id counts everything logged)
         wait_until(lambda: srv["api"].request_count >= requests, what=lambda: str(srv["api"].info()))
         counted = srv["api"].request_count
-        wait_until(lambda: srv.events()[-1]["id"] - first >= 2 * counted,
+        wait_until(lambda: srv.events()[-1]["id"] - first >= 2 * counted, timeout=30,
                    what=lambda: f"{srv.events()[-1]['id'] - first} events for {counted} requests")
         tail = srv.events()[-1000:]
         assert {e["worker"] for e in tail if e["type"] == "response"} == {0, 1}
