@@ -51,10 +51,10 @@ log = logging.getLogger("faultserver")
 PARENT_EVENTS = frozenset({"start", "mode", "reload", "reset", "drop"})
 #: At most this many events per message to the parent.
 BATCH = 1024
-#: A worker's own log only holds events until the parent has them: room for a few seconds
-#: of a burst at full load while a parent that shares the cores catches up (10,000, the
-#: default, lost 4,484 of 53,000 events once in a CI run under `wrk`).
-WORKER_LOG_EVENTS = 100_000
+#: A worker's own log only holds events until the parent has them: room for a second or
+#: two of a burst at full load while a parent that shares the cores catches up (10,000, the
+#: default, lost 4,484 of 53,000 events once in a CI run under `wrk`). About 17 MB when full.
+WORKER_LOG_EVENTS = 50_000
 #: `stall`: placeholder connects tried at once per worker in the fleet (`_fill_queue`): a
 #: round whose connects all met full queues leaves a free one unfilled with odds
 #: ((N-1)/N)**(8N): under 1 in 2,900 for any N (1 in 65,000 for 2)
