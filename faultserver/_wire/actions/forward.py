@@ -140,15 +140,27 @@ async def forward_healthy(
     reusable = False
     try:
         await transport.send(data)
-        ctx.stats.responses[status] += 1
-        ctx.events.emit_fields(
-            "forward", ctx.name, fields, None,
-            status=status, upstream_status=status, upstream_ms=round(latency_s * 1000, 3), reused=conn.reused,
-        )
+        _count_forward(ctx, fields, status, status, round(latency_s * 1000, 3), conn.reused)
         reusable = True
     finally:
         pool.release(conn, reusable, now)
     return KEEP if keep_alive else FIN
+
+
+def _count_forward(
+    ctx: ListenerContext,
+    fields: dict[str, Any],
+    status: int,
+    upstream_status: int,
+    upstream_ms: float,
+    reused: bool,
+) -> None:
+    """A relayed answer's count and `forward` event, on the short path and the general one."""
+    ctx.stats.responses[status] += 1
+    ctx.events.emit_fields(
+        "forward", ctx.name, fields, None,
+        status=status, upstream_status=upstream_status, upstream_ms=upstream_ms, reused=reused,
+    )
 
 
 async def _send_and_read(
@@ -515,18 +527,8 @@ class _Relay:
             self.sent += len(chunk)
 
     def _emit(self) -> None:
-        ctx = self.turn.ctx
-        ctx.stats.responses[self.status] += 1
-        ctx.events.emit_fields(
-            "forward",
-            ctx.name,
-            self.turn.fields,
-            None,
-            status=self.status,
-            upstream_status=self.upstream_status,
-            upstream_ms=self.upstream_ms,
-            reused=self.reused,
-        )
+        ctx, fields = self.turn.ctx, self.turn.fields
+        _count_forward(ctx, fields, self.status, self.upstream_status, self.upstream_ms, self.reused)
 
     async def ending(self) -> Outcome:
         """How the client's connection goes on once the answer (or its cut) has gone."""
