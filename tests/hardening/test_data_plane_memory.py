@@ -110,7 +110,7 @@ def test_memory_garbage_is_streamed_and_does_not_block_the_loop(server):
         reset_close(sock)
     print(f"garbage to 3 clients that do not read: RSS +{growth:.1f} MiB, healthy max {max(latencies):.3f} s")
     assert growth < 40
-    assert max(latencies) < 0.5
+    assert max(latencies) < 0.5, [round(x, 3) for x in latencies]
 
 
 def test_memory_body_of_tiny_chunks_costs_its_size(server):
@@ -183,16 +183,26 @@ def test_memory_healthy_requests_flow_while_uploads_are_aborted(server):
     stop = threading.Event()
 
     def abort_uploads() -> None:
-        while not stop.is_set():
+        # 500 aborted 1 MiB uploads a second (500 MiB/s). Unpaced, this one thread opened up to
+        # 4,000 a second, more than the server accepts with both cores busy: the accept queue
+        # filled (129 waiting) and the kernel dropped a healthy SYN, resent 1 s later. That is
+        # a connection flood, which the queue answers as it should; this test is about uploads.
+        while not stop.wait(0.002):
             sock = connect(port)
             sock.sendall(b"POST /up HTTP/1.1\r\nContent-Length: 9999999\r\n\r\n" + b"u" * MIB)
             reset_close(sock)
+            aborted.append(1)
 
+    aborted: list[int] = []
     worker = threading.Thread(target=abort_uploads)
     worker.start()
+    latencies = []
     try:
-        latencies = [healthy(port) for _ in range(20)]
+        for _ in range(20):  # one healthy request every 50 ms, for about a second
+            latencies.append(healthy(port))
+            time.sleep(0.05)
     finally:
         stop.set()
         worker.join()
-    assert max(latencies) < 0.5
+    assert len(aborted) > 100  # the uploads really were being aborted all along
+    assert max(latencies) < 0.5, [round(x, 3) for x in latencies]
