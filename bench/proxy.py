@@ -283,6 +283,8 @@ def report(
           f"{cpus(theirs)})")
     print(f"  ratio faultserver/relay:    {a / b:9.2f}      (the stack's floor, for context; "
           f"CPU ratio {cpu_b / cpu_a:.2f})")
+    print(f"  ratio minimal/relay:        {c / b:9.2f}      (what parsing heads, dropping hop-by-hop "
+          f"headers and a pool cost any correct forwarder here)")
     print(f"  nginx proxy_pass reference: {reference:9.0f} req/s; nginx direct: {direct:.0f} req/s")
     n = args.latency_count
     latencies_ms(fs, 200)

@@ -37,5 +37,6 @@ def test_proxy_bench_prints_each_server_and_ratio() -> None:
         found = re.search(ROW.format(label=label), out)
         assert found and int(found.group(1)) > 0 and float(found.group(2)) > 0, f"{label}:\n{out}"
     assert re.search(r"ratio faultserver/minimal:\s+[\d.]+\s+\(target >= 0\.8", out), out
+    assert re.search(r"ratio minimal/relay:\s+[\d.]+\s+\(what parsing heads", out), out
     assert re.search(r"added: p50 -?[\d.]+ ms, p99 -?[\d.]+ ms", out), out
     assert re.search(r"through faultserver \d+ MiB/s .*ratio [\d.]+", out), out
