@@ -6,11 +6,11 @@ Same parser and the same response bytes as bench/baseline_server.py; each reques
 `trio.sleep(0.1)` in its connection's task, as faultserver's `delay: 100ms` does.
 """
 
-import socket
 import sys
 
 import httptools
 import trio
+from accept_loop import serve
 from baseline_server import Requests, response
 
 DELAY_S = 0.1
@@ -32,16 +32,7 @@ async def handle(sock) -> None:
 
 
 async def main(port: int) -> None:
-    listener = trio.socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    await listener.bind(("127.0.0.1", port))
-    listener.listen(4096)
-    print(f"listening http://127.0.0.1:{listener.getsockname()[1]}", flush=True)
-    async with trio.open_nursery() as nursery:
-        while True:
-            sock, _ = await listener.accept()
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            nursery.start_soon(handle, sock)
+    await serve(port, handle, backlog=4096)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ stream, no flow-control wait: the body is 3 bytes), with h2's own settings plus 
 faultserver sends (MAX_HEADER_LIST_SIZE 64 KiB, ENABLE_CONNECT_PROTOCOL 0).
 """
 
-import resource
-import socket
 import sys
 import time
 from email.utils import formatdate
@@ -21,6 +19,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import trio
+from accept_loop import serve
 
 _date = [0, b""]
 
@@ -62,17 +61,7 @@ async def handle(sock, hold: bool) -> None:
 
 
 async def main(port: int, hold: bool) -> None:
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    listener = trio.socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    await listener.bind(("127.0.0.1", port))
-    listener.listen(4096)
-    print(f"listening http://127.0.0.1:{listener.getsockname()[1]}", flush=True)
-    async with trio.open_nursery() as nursery:
-        while True:
-            sock, _ = await listener.accept()
-            nursery.start_soon(handle, sock, hold)
+    await serve(port, handle, hold, backlog=4096, nodelay=False, all_files=True)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,10 @@ reading and discarding what clients send (as faultserver's `hang` does).
     python bench/baseline_hold_server.py [PORT]   # prints "listening http://127.0.0.1:PORT"
 """
 
-import resource
-import socket
 import sys
 
 import trio
+from accept_loop import serve
 
 
 async def hold(sock) -> None:
@@ -21,17 +20,7 @@ async def hold(sock) -> None:
 
 
 async def main(port: int) -> None:
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    listener = trio.socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    await listener.bind(("127.0.0.1", port))
-    listener.listen(4096)
-    print(f"listening http://127.0.0.1:{listener.getsockname()[1]}", flush=True)
-    async with trio.open_nursery() as nursery:
-        while True:
-            sock, _ = await listener.accept()
-            nursery.start_soon(hold, sock)
+    await serve(port, hold, backlog=4096, nodelay=False, all_files=True)
 
 
 if __name__ == "__main__":

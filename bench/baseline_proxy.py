@@ -13,6 +13,7 @@ import sys
 
 import httptools
 import trio
+from accept_loop import serve
 
 
 class Message:
@@ -59,16 +60,7 @@ async def handle(client, upstream_port: int) -> None:
 
 
 async def main(port: int, upstream_port: int) -> None:
-    listener = trio.socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    await listener.bind(("127.0.0.1", port))
-    listener.listen(1024)
-    print(f"listening http://127.0.0.1:{listener.getsockname()[1]}", flush=True)
-    async with trio.open_nursery() as nursery:
-        while True:
-            sock, _ = await listener.accept()
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            nursery.start_soon(handle, sock, upstream_port)
+    await serve(port, handle, upstream_port)
 
 
 if __name__ == "__main__":

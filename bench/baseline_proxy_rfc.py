@@ -25,6 +25,7 @@ import sys
 
 import httptools
 import trio
+from accept_loop import serve
 
 HOP_BY_HOP = {b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
 #: ... and the framing, which this proxy writes itself
@@ -131,11 +132,12 @@ async def exchange(pool: Pool, request: bytes) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-async def handle(client: trio.socket.SocketType, peer: str, pool: Pool) -> None:
+async def handle(client: trio.socket.SocketType, pool: Pool) -> None:
     requests = Message()
     parser = httptools.HttpRequestParser(requests)
     with client:
         try:
+            peer = client.getpeername()[0]
             while data := await client.recv(65536):
                 parser.feed_data(data)
                 for url, headers, body in requests.done:
@@ -158,17 +160,7 @@ async def handle(client: trio.socket.SocketType, peer: str, pool: Pool) -> None:
 
 
 async def main(port: int, upstream_port: int) -> None:
-    listener = trio.socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    await listener.bind(("127.0.0.1", port))
-    listener.listen(1024)
-    pool = Pool(upstream_port)
-    print(f"listening http://127.0.0.1:{listener.getsockname()[1]}", flush=True)
-    async with trio.open_nursery() as nursery:
-        while True:
-            sock, peer = await listener.accept()
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            nursery.start_soon(handle, sock, peer[0], pool)
+    await serve(port, handle, Pool(upstream_port))
 
 
 if __name__ == "__main__":

@@ -4,13 +4,13 @@ the same bytes as faultserver's healthy response in bench/run.py's profile.
     python bench/baseline_server.py [PORT]      # prints "listening http://127.0.0.1:PORT"
 """
 
-import socket
 import sys
 import time
 from email.utils import formatdate
 
 import httptools
 import trio
+from accept_loop import serve
 
 _date = [0, b""]
 
@@ -46,16 +46,7 @@ async def handle(sock) -> None:
 
 
 async def main(port: int) -> None:
-    listener = trio.socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    await listener.bind(("127.0.0.1", port))
-    listener.listen(1024)
-    print(f"listening http://127.0.0.1:{listener.getsockname()[1]}", flush=True)
-    async with trio.open_nursery() as nursery:
-        while True:
-            sock, _ = await listener.accept()
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            nursery.start_soon(handle, sock)
+    await serve(port, handle)
 
 
 if __name__ == "__main__":

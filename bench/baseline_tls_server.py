@@ -10,8 +10,6 @@ the same cryptography. It answers until the client's `Connection: close` (then a
 the client never finishes for as long as the client waits (figure 9's reference).
 """
 
-import resource
-import socket
 import ssl
 import sys
 import time
@@ -19,6 +17,7 @@ from email.utils import formatdate
 
 import httptools
 import trio
+from accept_loop import serve
 
 _date = [0, b""]
 
@@ -49,7 +48,8 @@ class Requests:
             self.close = True
 
 
-async def handle(stream: trio.SSLStream) -> None:
+async def handle(sock: trio.socket.SocketType, context: ssl.SSLContext) -> None:
+    stream = trio.SSLStream(trio.SocketStream(sock), context, server_side=True)
     seen = Requests()
     try:
         while data := await stream.receive_some(65536):
@@ -72,22 +72,10 @@ async def handle(stream: trio.SSLStream) -> None:
 
 
 async def main(port: int, cert: str, key: str) -> None:
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.set_alpn_protocols(["http/1.1"])
     context.load_cert_chain(cert, key)
-    listener = trio.socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    await listener.bind(("127.0.0.1", port))
-    listener.listen(4096)
-    print(f"listening https://127.0.0.1:{listener.getsockname()[1]}", flush=True)
-    async with trio.open_nursery() as nursery:
-        while True:
-            sock, _ = await listener.accept()
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            stream = trio.SSLStream(trio.SocketStream(sock), context, server_side=True)
-            nursery.start_soon(handle, stream)
+    await serve(port, handle, context, backlog=4096, scheme="https", all_files=True)
 
 
 if __name__ == "__main__":
