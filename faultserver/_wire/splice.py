@@ -13,7 +13,6 @@ the client's own ending surfaces as one of `PEER_GONE`, as a `send` would raise 
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 
@@ -75,9 +74,7 @@ async def _fill(
             if waiting.cancelled_caught:
                 raise UpstreamError("timeout", "read", f"no byte within {read_s}s") from None
             continue
-        except OSError as exc:
-            if exc.errno == errno.EAGAIN:  # pragma: no cover - BlockingIOError above
-                continue
+        except OSError as exc:  # EAGAIN is BlockingIOError, above
             raise translate(exc, "read") from exc
         if not moved:
             raise UpstreamError("closed", "read", "the upstream closed before the answer was complete")
@@ -96,8 +93,6 @@ def _top_up(source: int, write_fd: int, most: int) -> tuple[int, OSError | None]
         except BlockingIOError:
             break
         except OSError as exc:
-            if exc.errno == errno.EAGAIN:  # pragma: no cover - BlockingIOError above
-                break
             return total, exc
         if not moved:
             break
