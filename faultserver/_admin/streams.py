@@ -175,18 +175,21 @@ class EventStreams:
                 "(control.max_subscribers); try again later"
             )
         bucket = None if rate is None or burst is None else TokenBucket(rate, burst, trio.current_time())
-        stream = self._stream(self.log.last_id if since is None else since, wanted, rate, bucket)
+        # without `since` a reader asked for nothing already kept: it is live from the start,
+        # so a burst that came before its first chunk is sampled like any later one
+        start = self.log.last_id if since is None else since
+        stream = self._stream(start, wanted, rate, bucket, live=since is None)
         self._readers.add(stream)
         return stream
 
     async def _stream(
-        self, since: int, wanted: EventFilter, rate: int | None, bucket: TokenBucket | None
+        self, since: int, wanted: EventFilter, rate: int | None, bucket: TokenBucket | None, live: bool
     ) -> AsyncIterator[bytes]:
         # counted in `_readers` for as long as the generator object lives (a WeakSet)
         log = self.log
         cursor = since
         sent_at = -math.inf
-        live = False  # True once the events asked for are sent: then the newest first
+        # `live`: the events asked for (`since`) are sent, so the newest come first
         sampled = False  # the last chunk skipped events for the bucket (then fewer chunks)
         yield b": faultserver events\n\n"
         while True:

@@ -127,3 +127,30 @@ def test_token_bucket_starts_full_refills_at_rate_and_holds_at_most_burst():
 def test_token_bucket_rejects_zero():
     with pytest.raises(ValueError, match=r"^a token bucket needs rate and burst of 1 or more, got 0 and 5$"):
         TokenBucket(rate=0, burst=5, now=0.0)
+
+
+@pytest.mark.trio
+async def test_live_reader_samples_a_burst_that_came_before_its_first_chunk():
+    """A reader without `since` asked for nothing already kept: a burst that lands before its
+    first chunk is over its rate like any later one, skipped and counted, not paged through
+    in order (CI once saw that: a loaded server woke the reader only after the burst). A
+    reader with `since` gets what it asked for in order first."""
+    from faultserver._admin.streams import EventStreams
+    from faultserver._events import EventLog
+
+    log = EventLog()
+    log.emit("request", "b", path="/before")
+    streams = EventStreams(log, max_subscribers=4)
+    live = streams.open(None, rate=50)
+    replay = streams.open(0, rate=50)
+    assert await live.__anext__() == b": faultserver events\n\n"
+    assert await replay.__anext__() == b": faultserver events\n\n"
+    for i in range(600):
+        log.emit("request", "b", path=f"/r{i}")
+    chunk = (await live.__anext__()).decode()
+    ids = [int(line[4:]) for line in chunk.splitlines() if line.startswith("id: ")]
+    assert chunk.startswith('event: missed\ndata: {"missed": 595}\n\n')
+    assert ids == list(range(597, 602))  # the newest 5 (50 a second, 0.1 s a chunk)
+    chunk = (await replay.__anext__()).decode()
+    ids = [int(line[4:]) for line in chunk.splitlines() if line.startswith("id: ")]
+    assert "missed" not in chunk and ids == [1, 2, 3, 4, 5]  # the oldest, in order
