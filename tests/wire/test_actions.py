@@ -256,9 +256,14 @@ def test_reset_at_connect_resets_the_new_connection(faultserver):
             sock.sendall(request("/x"))
             sock.recv(65536)
     srv.wait_for(type="fault", action="reset", timeout=2)
-    # curl meets the RST while its connect() is still being checked (7) or on its first
-    # read (56), depending on whether the RST beats its connect check
-    assert curl(srv.url + "/x").returncode in (7, 56)
+    # curl meets the RST while its connect() is still being checked (7), on its first read
+    # (56), or, when the RST lands between the two, as the socket no longer connected when it
+    # asks for its peer's address (55, "getpeername() failed with errno 107": seen once, with
+    # both cores busy)
+    done = curl(srv.url + "/x")
+    assert done.returncode in (7, 55, 56), done.stderr
+    if done.returncode == 55:
+        assert "getpeername() failed with errno 107" in done.stderr
     assert srv.requests() == []
     assert_serving(srv)
 
