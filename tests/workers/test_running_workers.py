@@ -7,6 +7,7 @@ refused connects, a FIN at the stop) and what the handle's events say (which wor
 
 from __future__ import annotations
 
+import collections
 import errno
 import os
 import re
@@ -142,8 +143,10 @@ def test_every_event_of_a_burst_reaches_the_parent() -> None:
         counted = srv["api"].request_count
         wait_until(lambda: srv.events()[-1]["id"] - first >= 2 * counted, timeout=30,
                    what=lambda: f"{srv.events()[-1]['id'] - first} events for {counted} requests")
-        tail = srv.events()[-1000:]
-        assert {e["worker"] for e in tail if e["type"] == "response"} == {0, 1}
+        # both workers' events are among them: any kept event of the burst, not the newest
+        # 1,000 (a worker that sent its batches last, with both cores busy, filled those alone)
+        burst = srv.events(since=first, type="response")
+        assert {e["worker"] for e in burst} == {0, 1}, collections.Counter(e["worker"] for e in burst)
 
 
 def test_the_handles_drop_ends_connections_in_every_worker() -> None:
