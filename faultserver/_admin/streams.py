@@ -185,11 +185,12 @@ class EventStreams:
     async def _stream(
         self, since: int, wanted: EventFilter, rate: int | None, bucket: TokenBucket | None, live: bool
     ) -> AsyncIterator[bytes]:
+        """`live`: nothing asked for is left to send in order (or never was), so each chunk
+        takes the newest events; it turns true once a replay from `since` has caught up."""
         # counted in `_readers` for as long as the generator object lives (a WeakSet)
         log = self.log
         cursor = since
         sent_at = -math.inf
-        # `live`: the events asked for (`since`) are sent, so the newest come first
         sampled = False  # the last chunk skipped events for the bucket (then fewer chunks)
         yield b": faultserver events\n\n"
         while True:

@@ -147,10 +147,14 @@ async def test_live_reader_samples_a_burst_that_came_before_its_first_chunk():
     assert await replay.__anext__() == b": faultserver events\n\n"
     for i in range(600):
         log.emit("request", "b", path=f"/r{i}")
-    chunk = (await live.__anext__()).decode()
-    ids = [int(line[4:]) for line in chunk.splitlines() if line.startswith("id: ")]
+    chunk, ids = await next_chunk(live)
     assert chunk.startswith('event: missed\ndata: {"missed": 595}\n\n')
     assert ids == list(range(597, 602))  # the newest 5 (50 a second, 0.1 s a chunk)
-    chunk = (await replay.__anext__()).decode()
-    ids = [int(line[4:]) for line in chunk.splitlines() if line.startswith("id: ")]
+    chunk, ids = await next_chunk(replay)
     assert "missed" not in chunk and ids == [1, 2, 3, 4, 5]  # the oldest, in order
+
+
+async def next_chunk(stream: Any) -> tuple[str, list[int]]:
+    """A stream's next chunk as text, and the ids of the events in it."""
+    chunk = (await stream.__anext__()).decode()
+    return chunk, [int(line[4:]) for line in chunk.splitlines() if line.startswith("id: ")]
